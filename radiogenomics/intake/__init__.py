@@ -1,0 +1,1 @@
+"""Intake stage: discover subjects per cohort layout and write canonical, de-identified NIfTI."""

@@ -1,0 +1,92 @@
+"""Intake stage: write one subject/session's canonical `anat/` folder and its manifest."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import nibabel as nib
+
+from radiogenomics.errors import SubjectError
+from radiogenomics.intake.dicom import convert_session
+from radiogenomics.intake.nifti import canonical_image, sidecar_for
+from radiogenomics.intake.deid import clean_header
+from radiogenomics.io import save_nifti, write_json
+
+log = logging.getLogger(__name__)
+
+
+def _check_same_space(images: dict[str, nib.Nifti1Image], tolerance_mm: float = 60.0) -> None:
+    """Sequences of one session must overlap in world space (co-registration fixes the rest)."""
+    centres = {}
+    for seq, img in images.items():
+        centre_vox = (0.5 * (dim - 1) for dim in img.shape[:3])
+        centres[seq] = img.affine[:3, :3] @ list(centre_vox) + img.affine[:3, 3]
+    ref_seq = next(iter(centres))
+    for seq, c in centres.items():
+        dist = float(((c - centres[ref_seq]) ** 2).sum() ** 0.5)
+        if dist > tolerance_mm:
+            raise SubjectError(
+                f"{seq} field of view centre is {dist:.0f} mm from {ref_seq}'s: not the same session/patient?",
+                stage="intake")
+
+
+def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path) -> dict:
+    """Canonicalise the session's images into `out_dir` (= `{sd}/anat`); return the manifest."""
+    out_dir = Path(out_dir)
+    required = list(sequences["required"])
+    optional = list(sequences["optional_maps"])
+    images: dict[str, nib.Nifti1Image] = {}
+    sidecars: dict[str, dict] = {}
+    missing: dict[str, str] = {}
+
+    if cohort["layout"] == "tcia-dicom":
+        converted, notes = convert_session(row["source_dir"], cohort["series_rules"], required)
+        for seq, (img, meta) in converted.items():
+            if seq not in required + optional:
+                continue
+            images[seq] = clean_header(nib.as_closest_canonical(img))
+            sidecars[seq] = meta | {"source_orientation": "".join(nib.aff2axcodes(img.affine))}
+        for seq in optional:
+            if seq not in images:
+                missing[seq] = notes.get(seq, "no series matched")
+    else:
+        sources = row["source"]
+        for seq in required:
+            if seq not in sources:
+                raise SubjectError(f"required sequence {seq} not found (looked for "
+                                   f"{cohort.get('patterns', cohort.get('bids_suffixes', {})).get(seq, seq)})",
+                                   stage="intake", file=row["source_dir"])
+        for seq in required + optional:
+            if seq not in sources:
+                missing[seq] = "not provided by the cohort"
+                continue
+            img, prov = canonical_image(sources[seq], what=f"{seq} image")
+            images[seq] = img
+            sidecars[seq] = sidecar_for(sources[seq]) | prov
+
+    _check_same_space({s: images[s] for s in images})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for seq, img in images.items():
+        save_nifti(img, out_dir / f"{seq}.nii.gz")
+        write_json(sidecars[seq] | {"sequence": seq}, out_dir / f"{seq}.json")
+
+    labels_file = None
+    if cohort["segmentation"] == "provided":
+        src = row["source"].get("labels")
+        if not src:
+            raise SubjectError("cohort segmentation is 'provided' but no label image was found "
+                               f"(pattern {cohort.get('patterns', {}).get('labels')})",
+                               stage="intake", file=row["source_dir"])
+        lab, _ = canonical_image(src, what="provided tumour labels", integer_labels=True)
+        save_nifti(lab, out_dir / "provided_labels.nii.gz")
+        labels_file = "provided_labels.nii.gz"
+
+    manifest = {
+        "cohort": row["cohort"], "subject": row["subject"], "session": row["session"],
+        "layout": cohort["layout"], "sequences": {s: f"{s}.nii.gz" for s in sorted(images)},
+        "missing": missing, "skull_stripped": cohort["skull_stripped"], "labels_file": labels_file,
+    }
+    write_json(manifest, out_dir / "manifest.json")
+    log.info("intake %s/%s/%s: %s", row["cohort"], row["subject"], row["session"], sorted(images))
+    return manifest

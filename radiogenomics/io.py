@@ -1,0 +1,97 @@
+"""IO at the edges for every stage: atomic writes and loaders whose errors name the file."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from radiogenomics.errors import SubjectError
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_tsv(df: pd.DataFrame, path: str | Path, index: bool = False) -> None:
+    """Write a TSV atomically with a fixed float format so reruns are byte-identical."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=index, float_format="%.10g", lineterminator="\n")
+
+
+def read_tsv(path: str | Path, **kwargs) -> pd.DataFrame:
+    """Read a TSV written by this package."""
+    return pd.read_csv(path, sep="\t", **kwargs)
+
+
+def write_json(obj: dict, path: str | Path) -> None:
+    """Write JSON atomically, keys sorted."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def save_nifti(img: nib.Nifti1Image, path: str | Path) -> None:
+    """Save a NIfTI atomically, keeping both qform and sform as given."""
+    with atomic_path(path) as tmp:
+        # A fixed gzip mtime keeps reruns byte-identical.
+        raw = img.to_bytes()
+        with open(tmp, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", mtime=0) as gz:
+            gz.write(raw)
+
+
+def save_like(data: np.ndarray, reference: nib.Nifti1Image, path: str | Path, dtype=None) -> None:
+    """Save `data` on the grid of `reference` (same affine, qform and sform)."""
+    arr = np.asarray(data if dtype is None else data.astype(dtype))
+    hdr = reference.header.copy()
+    hdr.set_data_dtype(arr.dtype)
+    img = nib.Nifti1Image(arr, reference.affine, hdr)
+    img.set_qform(reference.affine, code=int(reference.header["qform_code"]) or 1)
+    img.set_sform(reference.affine, code=int(reference.header["sform_code"]) or 1)
+    # Scaling from the reference would rescale our values.
+    img.header.set_slope_inter(1.0, 0.0)
+    save_nifti(img, path)
+
+
+def load_nifti(path: str | Path, *, stage: str = "", what: str = "image") -> nib.Nifti1Image:
+    """Load and fully read a NIfTI; corrupt, truncated or non-3D files raise SubjectError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise SubjectError(f"{what} not found", stage=stage, file=path)
+    if path.stat().st_size == 0:
+        raise SubjectError(f"{what} is an empty file (an earlier step failed?)", stage=stage, file=path)
+    try:
+        img = nib.load(str(path))
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:  # nibabel raises many types for corrupt/truncated files
+        raise SubjectError(f"cannot read {what}: {type(exc).__name__}: {exc}", stage=stage, file=path) from exc
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise SubjectError(f"{what} must be 3-D, got shape {data.shape}", stage=stage, file=path)
+    out = nib.Nifti1Image(np.asarray(data), img.affine, img.header if isinstance(img, nib.Nifti1Image) else None)
+    return out

@@ -1,0 +1,96 @@
+"""Failure isolation for per-subject rule scripts: a bad subject fails alone and the run goes on."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from radiogenomics.errors import SubjectError
+from radiogenomics.io import read_json, write_json
+from radiogenomics.paths import entities_from_path, failure_marker
+
+log = logging.getLogger("radiogenomics")
+
+
+def setup_logging(log_path: str | Path | None) -> None:
+    """Send package logging (and stray warnings) to the rule's log file."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
+    )
+    logging.captureWarnings(True)
+
+
+def _subject_dir_of(paths: list[str]) -> Path | None:
+    for p in paths:
+        try:
+            cohort, subject, session = entities_from_path(p)
+        except ValueError:
+            continue
+        parts = Path(p).parts
+        i = parts.index(f"sub-{subject}")
+        return Path(*parts[: i + 2])
+    return None
+
+
+def _placeholders(outputs: list[str]) -> None:
+    for out in outputs:
+        p = Path(out)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if not p.exists():
+            p.touch()
+
+
+def record_failure(sd: Path, stage: str, exc: BaseException) -> dict:
+    """Write the subject's failure marker (first failure wins) and return it."""
+    marker = failure_marker(sd)
+    if marker.exists() and marker.stat().st_size:
+        return read_json(marker)
+    cohort, subject, session = entities_from_path(sd / "x")
+    record = {
+        "cohort": cohort,
+        "subject": subject,
+        "session": session,
+        "stage": getattr(exc, "stage", "") or stage,
+        "file": getattr(exc, "file", ""),
+        "message": exc.message if isinstance(exc, SubjectError) else f"{type(exc).__name__}: {exc}",
+    }
+    write_json(record, marker)
+    return record
+
+
+def run_subject_step(snakemake, stage: str, func: Callable[[], None], *, first_step: bool = False) -> None:
+    """Run `func` for one subject; on error record the failure, write placeholders, exit cleanly."""
+    setup_logging(snakemake.log[0] if len(snakemake.log) else None)
+    outputs = [str(o) for o in snakemake.output]
+    sd = _subject_dir_of(outputs)
+    if sd is not None:
+        marker = failure_marker(sd)
+        if first_step and marker.exists():
+            marker.unlink()
+        elif marker.exists():
+            log.warning("subject already failed earlier (%s); writing placeholders for %s", marker, stage)
+            _placeholders(outputs)
+            return
+    try:
+        func()
+    except Exception as exc:  # noqa: BLE001 - isolate any failure to this subject
+        if sd is None:
+            raise
+        if isinstance(exc, SubjectError):
+            exc.cohort, exc.subject, exc.session = entities_from_path(sd / "x")
+            exc.stage = exc.stage or stage
+        log.error("subject failed at %s: %s", stage, exc)
+        log.error("%s", traceback.format_exc())
+        record_failure(sd, stage, exc)
+        for out in outputs:
+            p = Path(out)
+            if p.exists() and p.is_file():
+                p.unlink()
+        _placeholders(outputs)

@@ -1,0 +1,107 @@
+"""Shared by every stage: the subject table (built once), path patterns and input helpers."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from radiogenomics.intake.discover import build_subject_table
+
+STAGES = [
+    "demo",
+    "intake",
+    "preprocess",
+    "skullstrip",
+    "segment",
+    "qc",
+    "features",
+    "habitats",
+    "cohort",
+    "markers",
+    "unsupervised",
+    "survival",
+    "validation",
+    "report",
+]
+
+SD = "results/{cohort}/sub-{subject}/ses-{session}"
+COHORTS = {c["name"]: c for c in config["cohorts"]}
+
+
+def _demo_plan():
+    """The demo's subjects are known from its seed before any image exists."""
+    if not any(c.get("demo") for c in config["cohorts"]):
+        return None
+    from radiogenomics.demo import plan_demo
+
+    return plan_demo(config["demo"], config["seed"])
+
+
+DEMO_PLAN = _demo_plan()
+SUBJECTS = build_subject_table(config["cohorts"], DEMO_PLAN)
+
+
+def cohort_config(cohort):
+    """The validated config entry of one cohort."""
+    return COHORTS[cohort]
+
+
+def subject_row(wildcards):
+    """The subject table row of one cohort/subject/session."""
+    return SUBJECTS.loc[(wildcards.cohort, wildcards.subject, wildcards.session)]
+
+
+def subject_paths(pattern, role=None, cohort=None, rows=None):
+    """`pattern` formatted for every subject/session (optionally one role or cohort)."""
+    rows = SUBJECTS if rows is None else rows
+    if role is not None:
+        rows = rows[rows["role"] == role]
+    if cohort is not None:
+        rows = rows[rows["cohort"] == cohort]
+    return [
+        pattern.format(cohort=c, subject=s, session=t)
+        for c, s, t in zip(rows["cohort"], rows["subject"], rows["session"])
+    ]
+
+
+def intake_inputs(wildcards):
+    """Source files known at DAG time; demo subjects wait for their generator."""
+    row = subject_row(wildcards)
+    cohort = cohort_config(wildcards.cohort)
+    if cohort.get("demo"):
+        return [
+            f"{config['demo'].get('root', 'resources/demo')}/.done/{wildcards.cohort}/{wildcards.subject}.done"
+        ]
+    if cohort["layout"] == "tcia-dicom":
+        return [row["source_dir"]]
+    return sorted(row["source"].values())
+
+
+def intake_params_row(wildcards):
+    row = subject_row(wildcards)
+    return {k: row[k] for k in ("cohort", "subject", "session", "source", "source_dir")}
+
+
+def stage_enabled(stage):
+    return Path(workflow.basedir, "workflow", "rules", f"{stage}.smk").exists()
+
+
+def all_targets():
+    """Targets of the default run: per-subject results, cohort results, the report inputs."""
+    targets = [f"{SD}/anat/manifest.json"]
+    if stage_enabled("qc"):
+        targets.append(f"{SD}/qc/metrics.tsv")
+    if stage_enabled("features"):
+        targets += [
+            f"{SD}/features/{fam}.tsv" for fam in config["features"]["families"]
+        ]
+    per_subject = [p for t in targets for p in subject_paths(t)]
+    cohort_level = ["results/qc/intake_report.tsv"]
+    for stage, outs in COHORT_TARGETS.items():
+        if stage_enabled(stage):
+            cohort_level += outs
+    return per_subject + cohort_level
+
+
+# Stage files register their cohort-level targets here (stage -> list of paths).
+COHORT_TARGETS = {}

@@ -1,0 +1,77 @@
+"""Intake stage: cohort layouts -> canonical RAS NIfTI + de-identified sidecars; labels validation."""
+
+
+rule intake_subject:
+    input:
+        intake_inputs,
+    output:
+        manifest=f"{SD}/anat/manifest.json",
+    log:
+        "logs/intake_subject/{cohort}_{subject}_{session}.log",
+    benchmark:
+        "benchmarks/rules/intake_subject/{cohort}_{subject}_{session}.tsv"
+    group:
+        "subject"
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=10,
+    params:
+        cohort=lambda wc: cohort_config(wc.cohort),
+        row=intake_params_row,
+        sequences=config["sequences"],
+    script:
+        "../../scripts/intake_subject.py"
+
+
+rule validate_labels:
+    input:
+        lambda wc: (
+            [cohort_config(wc.cohort)["labels"]]
+            if cohort_config(wc.cohort).get("labels")
+            else []
+        ),
+    output:
+        labels="results/{cohort}/labels.tsv",
+        issues="results/qc/labels/{cohort}_issues.tsv",
+    log:
+        "logs/validate_labels/{cohort}.log",
+    benchmark:
+        "benchmarks/rules/validate_labels/{cohort}.tsv"
+    conda:
+        "../../envs/modelling.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        cohort=lambda wc: wc.cohort,
+        path=lambda wc: cohort_config(wc.cohort).get("labels"),
+        spec=lambda wc: cohort_config(wc.cohort).get("labels_spec", {}),
+        subjects=lambda wc: sorted(set(SUBJECTS[SUBJECTS.cohort == wc.cohort].subject)),
+    script:
+        "../../scripts/validate_labels.py"
+
+
+rule intake_report:
+    input:
+        manifests=subject_paths(f"{SD}/anat/manifest.json"),
+        labels=expand("results/{cohort}/labels.tsv", cohort=list(COHORTS)),
+    output:
+        report="results/qc/intake_report.tsv",
+    log:
+        "logs/intake_report.log",
+    benchmark:
+        "benchmarks/rules/intake_report.tsv"
+    conda:
+        "../../envs/modelling.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        cohorts=list(COHORTS),
+    script:
+        "../../scripts/intake_report.py"
