@@ -1,18 +1,18 @@
 """glioma-radiogenomics: multi-cohort glioma MRI + molecular tables -> validated imaging-genomics results."""
 
-import os
-
 from snakemake.utils import min_version, validate
 
-from radiogenomics.config import export_package_path
+from radiogenomics.config import export_package_path, resolve_project_files
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The project's demo config is the default wherever the run directory is (--directory).
+configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+# Each stage validates (and defaults) its own section, so every key is documented once.
 for _section in (
     "demo",
     "preprocess",
@@ -20,13 +20,13 @@ for _section in (
     "features",
     "habitats",
     "cohort",
+    "report",
 ):
-    if os.path.exists(f"{workflow.basedir}/workflow/schemas/{_section}.schema.yaml"):
-        validate(
-            config.setdefault(_section, {}),
-            f"workflow/schemas/{_section}.schema.yaml",
-        )
+    validate(
+        config.setdefault(_section, {}), f"workflow/schemas/{_section}.schema.yaml"
+    )
 
+resolve_project_files(config, workflow.basedir)
 export_package_path(workflow.basedir)
 
 
@@ -37,13 +37,21 @@ wildcard_constraints:
 
 
 include: "workflow/rules/common.smk"
-
-
-# Stages in data-flow order; each rule file is one stage of DESIGN.md.
-for _stage in STAGES:
-    if os.path.exists(f"{workflow.basedir}/workflow/rules/{_stage}.smk"):
-
-        include: f"workflow/rules/{_stage}.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/intake.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/skullstrip.smk"
+include: "workflow/rules/segment.smk"
+include: "workflow/rules/qc.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/habitats.smk"
+include: "workflow/rules/cohort.smk"
+include: "workflow/rules/markers.smk"
+include: "workflow/rules/unsupervised.smk"
+include: "workflow/rules/survival.smk"
+include: "workflow/rules/validation.smk"
+include: "workflow/rules/report_common.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -32,17 +32,31 @@ def make_fake_bids(root: Path, n: int) -> None:
 def dry_run_seconds(n: int, workdir: Path) -> float:
     root = workdir / f"bids_{n}"
     make_fake_bids(root, n)
-    config = {"cohorts": [{"name": "fake", "layout": "bids", "path": str(root), "role": "discovery"}],
-              "demo": {"enabled": False}}
+    config = {
+        "cohorts": [{"name": "fake", "layout": "bids", "path": str(root), "role": "discovery"}],
+        "demo": {"enabled": False},
+    }
     cfg = workdir / f"config_{n}.yaml"
     cfg.write_text(yaml.safe_dump(config))
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-n", "--quiet", "rules", "--configfile", str(cfg),
-           "--directory", str(workdir / f"run_{n}"), "--snakefile", str(PROJECT / "Snakefile")]
+    cmd = [
+        str(Path(sys.executable).parent / "snakemake"),
+        "-n",
+        "--quiet",
+        "rules",
+        "--configfile",
+        str(cfg),
+        "--directory",
+        str(workdir / f"run_{n}"),
+        "--snakefile",
+        str(PROJECT / "Snakefile"),
+    ]
     start = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=PROJECT)
     elapsed = time.perf_counter() - start
     if res.returncode != 0:
-        raise SystemExit(f"dry run failed for {n} subjects:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+        raise SystemExit(
+            f"dry run failed for {n} subjects:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
+        )
     return elapsed
 
 

@@ -6,7 +6,26 @@ import os
 
 
 def export_package_path(basedir: str) -> None:
-    """Let rule scripts import the package also inside per-rule conda envs (PYTHONPATH is inherited)."""
+    """Let rule scripts import the package inside per-rule conda envs too (via PYTHONPATH)."""
     current = os.environ.get("PYTHONPATH", "")
     if basedir not in current.split(os.pathsep):
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (basedir, current) if p)
+
+
+# Config keys that name files shipped with the project (not the user's data).
+PROJECT_FILE_KEYS = (
+    ("cohort", "markers_file"),
+    ("features", "radiomics_params"),
+    ("report", "review_reference"),
+)
+
+
+def resolve_project_files(config: dict, basedir: str) -> None:
+    """Relative paths to shipped files resolve against the run directory first, then the project."""
+    for section, key in PROJECT_FILE_KEYS:
+        value = config.get(section, {}).get(key)
+        if not value or os.path.isabs(value) or os.path.exists(value):
+            continue
+        candidate = os.path.join(basedir, value)
+        if os.path.exists(candidate):
+            config[section][key] = candidate

@@ -27,7 +27,11 @@ class SubjectError(Exception):
     def describe(self) -> str:
         """One line naming who, where and what."""
         who = "/".join(x for x in (self.cohort, self.subject, self.session) if x)
-        parts = [p for p in (self.stage and f"[{self.stage}]", who, self.file and f"file {self.file}") if p]
+        parts = [
+            p
+            for p in (self.stage and f"[{self.stage}]", who, self.file and f"file {self.file}")
+            if p
+        ]
         return (" ".join(parts) + ": " if parts else "") + self.message
 
 

@@ -23,9 +23,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=f".tmp{suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name.split('.')[0]}.", suffix=f".tmp{suffix}", dir=path.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp creates 0600; results are shared, so use the umask like any other new file.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -58,9 +64,12 @@ def read_json(path: str | Path) -> dict:
 def save_nifti(img: nib.Nifti1Image, path: str | Path) -> None:
     """Save a NIfTI atomically, keeping both qform and sform as given."""
     with atomic_path(path) as tmp:
-        # A fixed gzip mtime keeps reruns byte-identical.
+        # No name and a fixed mtime in the gzip header keep reruns byte-identical; level 1 is fast.
         raw = img.to_bytes()
-        with open(tmp, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", mtime=0) as gz:
+        with (
+            open(tmp, "wb") as fh,
+            gzip.GzipFile(filename="", fileobj=fh, mode="wb", mtime=0, compresslevel=1) as gz,
+        ):
             gz.write(raw)
 
 
@@ -78,20 +87,26 @@ def save_like(data: np.ndarray, reference: nib.Nifti1Image, path: str | Path, dt
 
 
 def load_nifti(path: str | Path, *, stage: str = "", what: str = "image") -> nib.Nifti1Image:
-    """Load and fully read a NIfTI; corrupt, truncated or non-3D files raise SubjectError naming the file."""
+    """Load and fully read a NIfTI; corrupt, truncated or non-3D files raise SubjectError."""
     path = Path(path)
     if not path.exists():
         raise SubjectError(f"{what} not found", stage=stage, file=path)
     if path.stat().st_size == 0:
-        raise SubjectError(f"{what} is an empty file (an earlier step failed?)", stage=stage, file=path)
+        raise SubjectError(
+            f"{what} is an empty file (an earlier step failed?)", stage=stage, file=path
+        )
     try:
         img = nib.load(str(path))
         data = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for corrupt/truncated files
-        raise SubjectError(f"cannot read {what}: {type(exc).__name__}: {exc}", stage=stage, file=path) from exc
+        raise SubjectError(
+            f"cannot read {what}: {type(exc).__name__}: {exc}", stage=stage, file=path
+        ) from exc
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
         raise SubjectError(f"{what} must be 3-D, got shape {data.shape}", stage=stage, file=path)
-    out = nib.Nifti1Image(np.asarray(data), img.affine, img.header if isinstance(img, nib.Nifti1Image) else None)
+    out = nib.Nifti1Image(
+        np.asarray(data), img.affine, img.header if isinstance(img, nib.Nifti1Image) else None
+    )
     return out

@@ -7,7 +7,15 @@ from pathlib import Path
 
 RESULTS = Path("results")
 SEQUENCES_REQUIRED = ("t1", "t1ce", "t2", "flair")
-ROIS = ("whole_tumor", "tumor_core", "enhancing", "necrosis", "edema", "peritumoral_near", "peritumoral_far")
+ROIS = (
+    "whole_tumor",
+    "tumor_core",
+    "enhancing",
+    "necrosis",
+    "edema",
+    "peritumoral_near",
+    "peritumoral_far",
+)
 FEATURE_FAMILIES = ("lesion_wide", "histogram", "radiomics", "mismatch", "location")
 
 

@@ -22,7 +22,10 @@ def setup_logging(log_path: str | Path | None) -> None:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
     )
     logging.captureWarnings(True)
 
@@ -65,7 +68,9 @@ def record_failure(sd: Path, stage: str, exc: BaseException) -> dict:
     return record
 
 
-def run_subject_step(snakemake, stage: str, func: Callable[[], None], *, first_step: bool = False) -> None:
+def run_subject_step(
+    snakemake, stage: str, func: Callable[[], None], *, first_step: bool = False
+) -> None:
     """Run `func` for one subject; on error record the failure, write placeholders, exit cleanly."""
     setup_logging(snakemake.log[0] if len(snakemake.log) else None)
     outputs = [str(o) for o in snakemake.output]
@@ -75,7 +80,9 @@ def run_subject_step(snakemake, stage: str, func: Callable[[], None], *, first_s
         if first_step and marker.exists():
             marker.unlink()
         elif marker.exists():
-            log.warning("subject already failed earlier (%s); writing placeholders for %s", marker, stage)
+            log.warning(
+                "subject already failed earlier (%s); writing placeholders for %s", marker, stage
+            )
             _placeholders(outputs)
             return
     try:

@@ -16,6 +16,9 @@ fi
 echo "torch==2.13.0" > .venv/torch-constraint.txt
 .venv/bin/python -m pip install --quiet -c .venv/torch-constraint.txt "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -c .venv/torch-constraint.txt -e ".[$EXTRAS]"
+# nnunetv2 drags in a torchvision built for CUDA torch that fails to import beside the CPU torch;
+# the plain U-Net path used here never imports it.
+.venv/bin/python -m pip uninstall --quiet -y torchvision 2>/dev/null || true
 rm -f .venv/.installed-*
 touch "$STAMP"
 echo "install: done ($(du -sh .venv | cut -f1))" >&2

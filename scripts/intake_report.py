@@ -6,5 +6,9 @@ from radiogenomics.runner import setup_logging
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])
-write_tsv(intake_report(list(sm.input.manifests), dict(zip(sm.params.cohorts, sm.input.labels, strict=True))),
-          sm.output.report)
+write_tsv(
+    intake_report(
+        list(sm.input.manifests), dict(zip(sm.params.cohorts, sm.input.labels, strict=True))
+    ),
+    sm.output.report,
+)

@@ -14,8 +14,11 @@ def main():
     row = dict(sm.params.row)
     if cohort.get("demo") and not row["source"] and cohort["layout"] != "tcia-dicom":
         # Demo inputs did not exist when the DAG was built: look them up now.
-        found = [r for r in DISCOVER[cohort["layout"]](cohort)
-                 if r["subject"] == row["subject"] and r["session"] == row["session"]]
+        found = [
+            r
+            for r in DISCOVER[cohort["layout"]](cohort)
+            if r["subject"] == row["subject"] and r["session"] == row["session"]
+        ]
         row.update(found[0] if found else {})
     intake_session(cohort, row, sm.params.sequences, Path(sm.output.manifest).parent)
 

@@ -6,6 +6,8 @@ from radiogenomics.runner import setup_logging
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])
-labels, issues = validate_cohort_labels(sm.params.cohort, sm.params.path, sm.params.spec, sm.params.subjects)
+labels, issues = validate_cohort_labels(
+    sm.params.cohort, sm.params.path, sm.params.spec, sm.params.subjects
+)
 write_tsv(labels, sm.output.labels)
 write_tsv(issues, sm.output.issues)

@@ -18,5 +18,7 @@ def project_root() -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real test data not found at {SHARED_DATA} (expected ../shared/data beside the project)")
+        pytest.skip(
+            f"real test data not found at {SHARED_DATA} (../shared/data beside the project)"
+        )
     return SHARED_DATA

@@ -1,10 +1,9 @@
-"""Intake stage: layouts, DICOM conversion against IBSI's own NIfTI, de-identification, bad input."""
+"""Intake stage: layouts, DICOM conversion vs IBSI's own NIfTI, de-identification, bad input."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -33,11 +32,23 @@ PHI = ["FAKEPHI^JOHN", "19500101", "FAKEPHI MEMORIAL HOSPITAL", "FAKEPHI REFERRE
 
 def brats_cohort(path: Path, **extra) -> dict:
     base = {
-        "name": "tcga", "layout": "brats", "path": str(path), "role": "discovery", "site": "tcga",
-        "scanner": "", "segmentation": "provided", "label_convention": "brats", "skull_stripped": True,
+        "name": "tcga",
+        "layout": "brats",
+        "path": str(path),
+        "role": "discovery",
+        "site": "tcga",
+        "scanner": "",
+        "segmentation": "provided",
+        "label_convention": "brats",
+        "skull_stripped": True,
         "session": "01",
-        "patterns": {"t1": "t1.nii.gz", "t1ce": "t1ce.nii.gz", "t2": "t2.nii.gz", "flair": "flair.nii.gz",
-                     "labels": "segmentations/fusion_simple.nii.gz"},
+        "patterns": {
+            "t1": "t1.nii.gz",
+            "t1ce": "t1ce.nii.gz",
+            "t2": "t2.nii.gz",
+            "flair": "flair.nii.gz",
+            "labels": "segmentations/fusion_simple.nii.gz",
+        },
     }
     return base | extra
 
@@ -67,7 +78,10 @@ def test_brats_layout_reorients_to_ras_exactly(shared_data, tmp_path):
     assert set(np.unique(labels)) == {0, 1, 2, 4}  # raw values; segmentation maps 4 -> 3
     assert (labels == 4).sum() == 6840  # count from the data README
     man = json.loads((sd / "manifest.json").read_text())
-    assert set(man["sequences"]) == {"t1", "t1ce", "t2", "flair"} and set(man["missing"]) == {"adc", "rcbv"}
+    assert set(man["sequences"]) == {"t1", "t1ce", "t2", "flair"} and set(man["missing"]) == {
+        "adc",
+        "rcbv",
+    }
 
 
 def test_dicom_conversion_matches_ibsi_reference(shared_data):
@@ -76,7 +90,10 @@ def test_dicom_conversion_matches_ibsi_reference(shared_data):
     img, meta = images["t1"]
     ours = nib.as_closest_canonical(img)
     ref = nib.as_closest_canonical(
-        nib.load(shared_data / "dicom" / "ibsi_sts001_mr_t1" / "nifti_reference" / "MR_T1_image.nii.gz"))
+        nib.load(
+            shared_data / "dicom" / "ibsi_sts001_mr_t1" / "nifti_reference" / "MR_T1_image.nii.gz"
+        )
+    )
     assert ours.shape == ref.shape == (174, 158, 59)
     np.testing.assert_allclose(ours.affine, ref.affine, atol=1e-3)
     np.testing.assert_allclose(ours.get_fdata(), ref.get_fdata(), atol=1e-3)
@@ -87,16 +104,25 @@ def test_dicom_conversion_matches_ibsi_reference(shared_data):
 def test_dicom_real_epi_series_geometry(shared_data):
     series = scan_series(shared_data / "dicom" / "ge_epi_brain" / "series")
     assert len(series) == 1 and len(series[0].files) == 37
-    images, _ = convert_session(shared_data / "dicom" / "ge_epi_brain" / "series",
-                                {"t2": {"include": "Zugfahrt"}}, ["t2"])
+    images, _ = convert_session(
+        shared_data / "dicom" / "ge_epi_brain" / "series", {"t2": {"include": "Zugfahrt"}}, ["t2"]
+    )
     img = nib.as_closest_canonical(images["t2"][0])
     assert img.shape == (64, 64, 37)
     np.testing.assert_allclose(img.header.get_zooms()[:3], (3.4375, 3.4375, 3.8), atol=1e-3)
 
 
 def test_series_rules_map_typical_descriptions():
-    cases = {"AX T1 PRE": "t1", "AX T1 POST GAD": "t1ce", "AX T2 FSE": "t2", "AX T2 FLAIR": "flair",
-             "ADC MAP": "adc", "rCBV MAP": "rcbv", "T1 MPRAGE +C": "t1ce", "LOCALIZER": None}
+    cases = {
+        "AX T1 PRE": "t1",
+        "AX T1 POST GAD": "t1ce",
+        "AX T2 FSE": "t2",
+        "AX T2 FLAIR": "flair",
+        "ADC MAP": "adc",
+        "rCBV MAP": "rcbv",
+        "T1 MPRAGE +C": "t1ce",
+        "LOCALIZER": None,
+    }
     for desc, seq in cases.items():
         assert match_sequence(desc, DEFAULT_RULES) == seq, desc
 
@@ -127,13 +153,26 @@ def _fake_session(shared_data: Path, dest: Path, *, non_image_flair: bool = Fals
 def test_dicom_session_is_deidentified(shared_data, tmp_path):
     root = tmp_path / "dicom_cohort"
     _fake_session(shared_data, root / "P001" / "01")
-    cohort = {"name": "dcm", "layout": "tcia-dicom", "path": str(root), "role": "validation",
-              "segmentation": "automated", "label_convention": "brats", "skull_stripped": "auto",
-              "session": "01", "series_rules": DEFAULT_RULES}
+    cohort = {
+        "name": "dcm",
+        "layout": "tcia-dicom",
+        "path": str(root),
+        "role": "validation",
+        "segmentation": "automated",
+        "label_convention": "brats",
+        "skull_stripped": "auto",
+        "session": "01",
+        "series_rules": DEFAULT_RULES,
+    }
     out = tmp_path / "results"
     run_intake(cohort, out)
     anat = out / "dcm" / "sub-P001" / "ses-01" / "anat"
-    assert {p.name for p in anat.glob("*.nii.gz")} == {"t1.nii.gz", "t1ce.nii.gz", "t2.nii.gz", "flair.nii.gz"}
+    assert {p.name for p in anat.glob("*.nii.gz")} == {
+        "t1.nii.gz",
+        "t1ce.nii.gz",
+        "t2.nii.gz",
+        "flair.nii.gz",
+    }
     for path in out.rglob("*"):
         if path.is_file():
             raw = path.read_bytes()
@@ -157,12 +196,22 @@ def test_dicom_non_image_series_names_file(shared_data, tmp_path):
 
 def _nifti_table_cohort(tmp_path: Path, shared_data: Path) -> dict:
     src = shared_data / "mri" / "tcga_lgg_brats_space" / "TCGA-DU-7294"
-    rows = [{"subject": "S1", "session": "01", "sequence": s, "path": str(src / f"{s}.nii.gz")}
-            for s in SEQS["required"]]
+    rows = [
+        {"subject": "S1", "session": "01", "sequence": s, "path": str(src / f"{s}.nii.gz")}
+        for s in SEQS["required"]
+    ]
     table = tmp_path / "images.tsv"
     pd.DataFrame(rows).to_csv(table, sep="\t", index=False)
-    return {"name": "tab", "layout": "nifti-table", "table": str(table), "role": "discovery",
-            "segmentation": "automated", "label_convention": "brats", "skull_stripped": True, "session": "01"}
+    return {
+        "name": "tab",
+        "layout": "nifti-table",
+        "table": str(table),
+        "role": "discovery",
+        "segmentation": "automated",
+        "label_convention": "brats",
+        "skull_stripped": True,
+        "session": "01",
+    }
 
 
 def test_nifti_table_layout(shared_data, tmp_path):
@@ -179,7 +228,7 @@ def test_bad_nifti_names_the_file(shared_data, tmp_path, damage):
     if damage == "corrupt":
         bad.write_bytes(b"this is not a nifti file at all" * 10)
     elif damage == "truncated":
-        bad.write_bytes(good.read_bytes()[: 20000])
+        bad.write_bytes(good.read_bytes()[:20000])
     if damage == "missing":
         table = table[table.sequence != "flair"]
     else:
@@ -195,8 +244,10 @@ def test_bad_nifti_names_the_file(shared_data, tmp_path, damage):
 
 def test_labels_validation_reports_rows_and_keeps_good_rows(tmp_path):
     labels = tmp_path / "labels.tsv"
-    labels.write_text("subject\tidh\tmgmt\tos_days\nA1\tmutant\tmethylated\t300\nA2\tmutated\t\t200\n"
-                      "A3\twildtype\tunmethylated\t100\nA3\twildtype\tunmethylated\t90\n")
+    labels.write_text(
+        "subject\tidh\tmgmt\tos_days\nA1\tmutant\tmethylated\t300\nA2\tmutated\t\t200\n"
+        "A3\twildtype\tunmethylated\t100\nA3\twildtype\tunmethylated\t90\n"
+    )
     clean, issues = validate_cohort_labels("c", str(labels), {}, ["A1", "A2", "A3"])
     assert list(clean.subject) == ["A1"]
     by_row = {int(r.row): r for r in issues.itertuples()}

@@ -15,8 +15,9 @@ BIN = Path(sys.executable).parent
 
 
 def snakemake(*args: str, cwd: Path = PROJECT, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "snakemake"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [str(BIN / "snakemake"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def write_config(tmp_path: Path, config: dict) -> Path:
@@ -68,7 +69,9 @@ def test_every_conda_env_referenced_exists_and_parses():
         env = (PROJECT / "workflow" / "rules" / rel).resolve()
         assert env.exists(), rel
         spec = yaml.safe_load(env.read_text())
-        assert "dependencies" in spec and any(isinstance(d, dict) and "pip" in d for d in spec["dependencies"])
+        assert "dependencies" in spec and any(
+            isinstance(d, dict) and "pip" in d for d in spec["dependencies"]
+        )
 
 
 def test_every_rule_declares_log_benchmark_resources_conda():
@@ -88,12 +91,20 @@ def test_lint_is_clean():
 
 
 def test_snakefmt_is_clean():
-    res = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow"], cwd=PROJECT,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [str(BIN / "snakefmt"), "--check", "Snakefile", "workflow"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
 
 
 def test_ruff_is_clean():
-    res = subprocess.run([str(BIN / "ruff"), "check", "radiogenomics", "scripts", "tests", "benchmarks"],
-                         cwd=PROJECT, capture_output=True, text=True)
+    res = subprocess.run(
+        [str(BIN / "ruff"), "check", "radiogenomics", "scripts", "tests", "benchmarks"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stdout[-3000:]

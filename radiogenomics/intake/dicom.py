@@ -26,8 +26,12 @@ from radiogenomics.intake.deid import clean_sidecar
 
 log = logging.getLogger(__name__)
 
-# Storage classes that hold pixel images dcm2niix can reconstruct (MR, enhanced MR, CT, secondary capture).
-IMAGE_SOP_PREFIXES = ("1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.7")
+# Storage classes with pixel images dcm2niix reconstructs (MR, enhanced MR, CT, secondary capture).
+IMAGE_SOP_PREFIXES = (
+    "1.2.840.10008.5.1.4.1.1.4",
+    "1.2.840.10008.5.1.4.1.1.2",
+    "1.2.840.10008.5.1.4.1.1.7",
+)
 
 
 @dataclass
@@ -79,7 +83,9 @@ def match_sequence(description: str, rules: dict[str, dict]) -> str | None:
     return None
 
 
-def assign_series(series: list[Series], rules: dict[str, dict]) -> tuple[dict[str, Series], dict[str, str]]:
+def assign_series(
+    series: list[Series], rules: dict[str, dict]
+) -> tuple[dict[str, Series], dict[str, str]]:
     """Choose one image series per sequence; return also notes on non-image or duplicate matches."""
     chosen: dict[str, Series] = {}
     notes: dict[str, str] = {}
@@ -88,8 +94,11 @@ def assign_series(series: list[Series], rules: dict[str, dict]) -> tuple[dict[st
         if seq is None:
             continue
         if not s.is_image:
-            notes.setdefault(seq, f"series {s.number} '{s.description}' is not an image "
-                                  f"(SOPClassUID {s.sop_class or 'missing'}; file {s.files[0]})")
+            notes.setdefault(
+                seq,
+                f"series {s.number} '{s.description}' is not an image "
+                f"(SOPClassUID {s.sop_class or 'missing'}; file {s.files[0]})",
+            )
             continue
         if seq in chosen and len(chosen[seq].files) >= len(s.files):
             continue
@@ -98,14 +107,14 @@ def assign_series(series: list[Series], rules: dict[str, dict]) -> tuple[dict[st
 
 
 def _dcm2niix_env() -> None:
-    # The PyPI dcm2niix wheel puts the binary beside the interpreter; runs without activation must find it.
+    # The PyPI dcm2niix wheel puts the binary beside the interpreter; find it without activation.
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
 def convert_series(s: Series, workdir: Path) -> tuple[nib.Nifti1Image, dict]:
-    """Convert one series with nipype's Dcm2niix (anonymised BIDS sidecar); return image and sidecar."""
+    """Convert one series with nipype's Dcm2niix (anonymised sidecar); return image and sidecar."""
     from nipype.interfaces.dcm2nii import Dcm2niix
 
     _dcm2niix_env()
@@ -115,29 +124,48 @@ def convert_series(s: Series, workdir: Path) -> tuple[nib.Nifti1Image, dict]:
     out.mkdir(parents=True)
     for i, f in enumerate(s.files):
         os.symlink(f.resolve(), src / f"{i:05d}.dcm")
-    conv = Dcm2niix(source_dir=str(src), output_dir=str(out), out_filename="series", compress="y",
-                    bids_format=True, anon_bids=True, single_file=False)
+    conv = Dcm2niix(
+        source_dir=str(src),
+        output_dir=str(out),
+        out_filename="series",
+        compress="y",
+        bids_format=True,
+        anon_bids=True,
+        single_file=False,
+    )
     try:
         conv.run(cwd=str(workdir))
     except Exception as exc:  # nipype wraps the binary's failure in a RuntimeError
-        raise SubjectError(f"dcm2niix failed on series {s.number} '{s.description}': {exc}".splitlines()[0],
-                           stage="intake", file=s.files[0]) from exc
+        raise SubjectError(
+            f"dcm2niix failed on series {s.number} '{s.description}': {exc}".splitlines()[0],
+            stage="intake",
+            file=s.files[0],
+        ) from exc
     niftis = sorted(out.glob("*.nii.gz"))
     if not niftis:
-        raise SubjectError(f"dcm2niix produced no image for series {s.number} '{s.description}'",
-                           stage="intake", file=s.files[0])
+        raise SubjectError(
+            f"dcm2niix produced no image for series {s.number} '{s.description}'",
+            stage="intake",
+            file=s.files[0],
+        )
     nii = niftis[0]
     side = nii.with_name(nii.name[: -len(".nii.gz")] + ".json")
     meta = json.loads(side.read_text()) if side.exists() else {}
     img = nib.load(str(nii))
-    img = nib.Nifti1Image(img.get_fdata(dtype="float32") if img.header.get_slope_inter()[0] not in (None, 1.0)
-                          else img.dataobj[...], img.affine, img.header)
+    img = nib.Nifti1Image(
+        img.get_fdata(dtype="float32")
+        if img.header.get_slope_inter()[0] not in (None, 1.0)
+        else img.dataobj[...],
+        img.affine,
+        img.header,
+    )
     return img, clean_sidecar(meta)
 
 
-def convert_session(folder: str | Path, rules: dict[str, dict], required: list[str]
-                    ) -> tuple[dict[str, tuple[nib.Nifti1Image, dict]], dict[str, str]]:
-    """Convert the series of one study folder; missing required sequences raise naming what was found."""
+def convert_session(
+    folder: str | Path, rules: dict[str, dict], required: list[str]
+) -> tuple[dict[str, tuple[nib.Nifti1Image, dict]], dict[str, str]]:
+    """Convert one study folder; a missing required sequence raises, naming the series found."""
     folder = Path(folder)
     series = scan_series(folder)
     if not series:
@@ -148,8 +176,11 @@ def convert_session(folder: str | Path, rules: dict[str, dict], required: list[s
         seq = missing[0]
         found = "; ".join(f"{s.number} '{s.description}'" for s in series)
         detail = notes.get(seq, f"no series matched the rule for {seq}")
-        raise SubjectError(f"required sequence {seq} missing: {detail}. Series found: {found}",
-                           stage="intake", file=folder)
+        raise SubjectError(
+            f"required sequence {seq} missing: {detail}. Series found: {found}",
+            stage="intake",
+            file=folder,
+        )
     images = {}
     with tempfile.TemporaryDirectory(prefix="dcm2niix-") as tmp:
         for seq, s in chosen.items():

@@ -16,8 +16,17 @@ import pandas as pd
 from radiogenomics.errors import ConfigError
 
 SUBJECT_COLUMNS = [
-    "cohort", "subject", "session", "role", "site", "scanner", "layout",
-    "segmentation", "skull_stripped", "label_convention", "source",
+    "cohort",
+    "subject",
+    "session",
+    "role",
+    "site",
+    "scanner",
+    "layout",
+    "segmentation",
+    "skull_stripped",
+    "label_convention",
+    "source",
 ]
 BIDS_ID = re.compile(r"^[A-Za-z0-9]+$")
 
@@ -50,7 +59,9 @@ def discover_brats(cohort: dict) -> list[dict]:
         sources = {}
         for seq, pattern in cohort["patterns"].items():
             hits = _match(files, pattern)
-            if not hits and "/" in pattern:  # pattern into a subfolder, e.g. segmentations/fusion*.nii.gz
+            if (
+                not hits and "/" in pattern
+            ):  # pattern into a subfolder, e.g. segmentations/fusion*.nii.gz
                 sub, pat = pattern.split("/", 1)
                 if (sub_dir / sub).is_dir():
                     hits = [f"{sub}/{h}" for h in _match(_listdir(sub_dir / sub), pat)]
@@ -59,8 +70,14 @@ def discover_brats(cohort: dict) -> list[dict]:
                 hits = sorted(hits, key=len)[:1]
             if hits:
                 sources[seq] = str(sub_dir / hits[0])
-        rows.append({"subject": safe_id(name), "session": cohort["session"], "source": sources,
-                     "source_dir": str(sub_dir)})
+        rows.append(
+            {
+                "subject": safe_id(name),
+                "session": cohort["session"],
+                "source": sources,
+                "source_dir": str(sub_dir),
+            }
+        )
     return rows
 
 
@@ -80,11 +97,21 @@ def discover_bids(cohort: dict) -> list[dict]:
                     files += [f"{datatype}/{f}" for f in _listdir(ses_dir / datatype)]
             sources = {}
             for seq, suffix in cohort["bids_suffixes"].items():
-                hits = [f for f in files if f.endswith(f"_{suffix}.nii.gz") or f.endswith(f"_{suffix}.nii")]
+                hits = [
+                    f
+                    for f in files
+                    if f.endswith(f"_{suffix}.nii.gz") or f.endswith(f"_{suffix}.nii")
+                ]
                 if hits:
                     sources[seq] = str(ses_dir / sorted(hits, key=len)[0])
-            rows.append({"subject": sub[4:], "session": ses[4:] if ses else cohort["session"],
-                         "source": sources, "source_dir": str(ses_dir)})
+            rows.append(
+                {
+                    "subject": sub[4:],
+                    "session": ses[4:] if ses else cohort["session"],
+                    "source": sources,
+                    "source_dir": str(ses_dir),
+                }
+            )
     return rows
 
 
@@ -98,13 +125,19 @@ def discover_dicom(cohort: dict) -> list[dict]:
         studies = [s for s in _listdir(root / sub) if (root / sub / s).is_dir()]
         for i, study in enumerate(studies, start=1):
             session = safe_id(study) if len(safe_id(study)) <= 12 and safe_id(study) else f"{i:02d}"
-            rows.append({"subject": safe_id(sub), "session": session, "source": {},
-                         "source_dir": str(root / sub / study)})
+            rows.append(
+                {
+                    "subject": safe_id(sub),
+                    "session": session,
+                    "source": {},
+                    "source_dir": str(root / sub / study),
+                }
+            )
     return rows
 
 
 def discover_nifti_table(cohort: dict) -> list[dict]:
-    """A TSV with columns subject, session, sequence, path (relative paths from the TSV's folder)."""
+    """A TSV with columns subject, session, sequence, path (relative to the TSV's folder)."""
     table = Path(cohort["table"])
     if not table.exists():
         raise ConfigError(f"cohort {cohort['name']}: nifti-table not found: {table}")
@@ -120,24 +153,36 @@ def discover_nifti_table(cohort: dict) -> list[dict]:
         for _, r in grp.iterrows():
             p = Path(r["path"])
             sources[r["sequence"]] = str(p if p.is_absolute() else table.parent / p)
-        rows.append({"subject": safe_id(subject), "session": safe_id(session), "source": sources,
-                     "source_dir": str(table.parent)})
+        rows.append(
+            {
+                "subject": safe_id(subject),
+                "session": safe_id(session),
+                "source": sources,
+                "source_dir": str(table.parent),
+            }
+        )
     return rows
 
 
 def discover_demo(cohort: dict, plan: pd.DataFrame) -> list[dict]:
     """Demo cohorts: subjects come from the deterministic plan, before any image exists."""
     sub = plan[plan["cohort"] == cohort["name"]]
-    return [{"subject": r.subject, "session": r.session, "source": {}, "source_dir": cohort["path"]}
-            for r in sub.itertuples()]
+    return [
+        {"subject": r.subject, "session": r.session, "source": {}, "source_dir": cohort["path"]}
+        for r in sub.itertuples()
+    ]
 
 
-DISCOVER = {"brats": discover_brats, "bids": discover_bids, "tcia-dicom": discover_dicom,
-            "nifti-table": discover_nifti_table}
+DISCOVER = {
+    "brats": discover_brats,
+    "bids": discover_bids,
+    "tcia-dicom": discover_dicom,
+    "nifti-table": discover_nifti_table,
+}
 
 
 def build_subject_table(cohorts: list[dict], demo_plan: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per cohort/subject/session of every imaging cohort; feature-table cohorts are skipped."""
+    """One row per cohort/subject/session of each imaging cohort (not feature-table ones)."""
     rows = []
     for cohort in cohorts:
         if cohort["layout"] == "feature-table":
@@ -147,19 +192,28 @@ def build_subject_table(cohorts: list[dict], demo_plan: pd.DataFrame | None = No
         else:
             found = DISCOVER[cohort["layout"]](cohort)
         for r in found:
-            rows.append({
-                "cohort": cohort["name"], "subject": r["subject"], "session": r["session"],
-                "role": cohort["role"], "site": cohort.get("site") or cohort["name"],
-                "scanner": cohort.get("scanner", ""), "layout": cohort["layout"],
-                "segmentation": cohort["segmentation"], "skull_stripped": cohort["skull_stripped"],
-                "label_convention": cohort["label_convention"], "source": r["source"],
-                "source_dir": r["source_dir"],
-            })
+            rows.append(
+                {
+                    "cohort": cohort["name"],
+                    "subject": r["subject"],
+                    "session": r["session"],
+                    "role": cohort["role"],
+                    "site": cohort.get("site") or cohort["name"],
+                    "scanner": cohort.get("scanner", ""),
+                    "layout": cohort["layout"],
+                    "segmentation": cohort["segmentation"],
+                    "skull_stripped": cohort["skull_stripped"],
+                    "label_convention": cohort["label_convention"],
+                    "source": r["source"],
+                    "source_dir": r["source_dir"],
+                }
+            )
     df = pd.DataFrame(rows, columns=SUBJECT_COLUMNS + ["source_dir"])
     dup = df.duplicated(["cohort", "subject", "session"], keep=False)
     if dup.any():
         first = df[dup].iloc[0]
         raise ConfigError(
-            f"cohort {first.cohort}: subject/session {first.subject}/{first.session} appears more than once "
-            f"after ID sanitising (source folders: {sorted(df[dup].source_dir.tolist())[:4]})")
+            f"cohort {first.cohort}: subject/session {first.subject}/{first.session} appears twice "
+            f"after ID sanitising (source folders: {sorted(df[dup].source_dir.tolist())[:4]})"
+        )
     return df.set_index(["cohort", "subject", "session"], drop=False).sort_index()

@@ -27,13 +27,18 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def canonical_image(path: str | Path, *, what: str, integer_labels: bool = False) -> tuple[nib.Nifti1Image, dict]:
+def canonical_image(
+    path: str | Path, *, what: str, integer_labels: bool = False
+) -> tuple[nib.Nifti1Image, dict]:
     """Load, check, reorient and clean one image; return it with provenance for its sidecar."""
     img = load_nifti(path, stage="intake", what=what)
     data = np.asanyarray(img.dataobj)
     if data.size == 0 or min(data.shape) < 2:
         raise SubjectError(f"{what} has a degenerate shape {data.shape}", stage="intake", file=path)
-    if not np.isfinite(np.linalg.det(img.affine[:3, :3])) or abs(np.linalg.det(img.affine[:3, :3])) < 1e-9:
+    if (
+        not np.isfinite(np.linalg.det(img.affine[:3, :3]))
+        or abs(np.linalg.det(img.affine[:3, :3])) < 1e-9
+    ):
         raise SubjectError(f"{what} has a singular affine", stage="intake", file=path)
     if integer_labels:
         rounded = np.rint(data)
@@ -60,5 +65,7 @@ def sidecar_for(source: str | Path) -> dict:
         try:
             return clean_sidecar(json.loads(side.read_text()))
         except json.JSONDecodeError as exc:
-            raise SubjectError(f"sidecar is not valid JSON: {exc}", stage="intake", file=side) from exc
+            raise SubjectError(
+                f"sidecar is not valid JSON: {exc}", stage="intake", file=side
+            ) from exc
     return {}

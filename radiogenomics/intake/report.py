@@ -14,8 +14,9 @@ from radiogenomics.labels import KEY, MARKERS, coerce_labels, load_labels, valid
 ISSUE_COLUMNS = ["cohort", "row", "column", "value", "message", "file"]
 
 
-def validate_cohort_labels(cohort: str, path: str | None, spec: dict, subjects: list[str]
-                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def validate_cohort_labels(
+    cohort: str, path: str | None, spec: dict, subjects: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Canonical labels of one cohort (rows with problems removed) and the list of problems."""
     issues: list[dict] = []
     empty = pd.DataFrame(columns=[KEY])
@@ -27,18 +28,36 @@ def validate_cohort_labels(cohort: str, path: str | None, spec: dict, subjects: 
         msg = str(exc) if str(exc) else type(exc).__name__
         if isinstance(exc, pd.errors.EmptyDataError):
             msg = "labels file is empty"
-        issues.append({"cohort": cohort, "row": 0, "column": "", "value": "", "message": msg, "file": path})
+        issues.append(
+            {"cohort": cohort, "row": 0, "column": "", "value": "", "message": msg, "file": path}
+        )
         return empty, pd.DataFrame(issues, columns=ISSUE_COLUMNS)
     # Image folders are matched by their alphanumeric ID (see discover.safe_id): do the same here.
     df[KEY] = [safe_id(str(v)) if pd.notna(v) else v for v in df[KEY]]
     if df.empty:
-        issues.append({"cohort": cohort, "row": 0, "column": "", "value": "",
-                       "message": "labels file has a header but no rows", "file": path})
+        issues.append(
+            {
+                "cohort": cohort,
+                "row": 0,
+                "column": "",
+                "value": "",
+                "message": "labels file has a header but no rows",
+                "file": path,
+            }
+        )
     found = validate_labels(df)  # unknown subjects are listed by the report, not treated as errors
     bad_rows = set()
     for issue in found:
-        issues.append({"cohort": cohort, "row": issue.row, "column": issue.column, "value": issue.value,
-                       "message": issue.message, "file": path})
+        issues.append(
+            {
+                "cohort": cohort,
+                "row": issue.row,
+                "column": issue.column,
+                "value": issue.value,
+                "message": issue.message,
+                "file": path,
+            }
+        )
         bad_rows.add(issue.row)
     # A duplicated ID is ambiguous: drop every row of that subject, not just the second.
     dup_ids = {i.value for i in found if i.message.startswith("duplicate")}
@@ -67,9 +86,16 @@ def intake_report(manifests: list[str], labels_tables: dict[str, str]) -> pd.Dat
                 message = "; ".join(f"{k}: {v}" for k, v in man["missing"].items())
         lab = labels.get(cohort, pd.DataFrame(columns=[KEY]))
         has_labels = subject in set(lab[KEY].astype(str))
-        row = {"cohort": cohort, "subject": subject, "session": session, "status": status,
-               "has_images": status == "ok", "has_labels": has_labels, "sequences": sequences,
-               "message": message}
+        row = {
+            "cohort": cohort,
+            "subject": subject,
+            "session": session,
+            "status": status,
+            "has_images": status == "ok",
+            "has_labels": has_labels,
+            "sequences": sequences,
+            "message": message,
+        }
         if has_labels:
             rec = lab[lab[KEY].astype(str) == subject].iloc[0]
             for m in MARKERS:
@@ -81,8 +107,19 @@ def intake_report(manifests: list[str], labels_tables: dict[str, str]) -> pd.Dat
     for cohort, lab in labels.items():
         for subject in lab[KEY].astype(str):
             if (cohort, subject) not in imaged:
-                rows.append({"cohort": cohort, "subject": subject, "session": "", "status": "labels_without_images",
-                             "has_images": False, "has_labels": True, "sequences": "",
-                             "message": "labels present but no images found for this subject"})
+                rows.append(
+                    {
+                        "cohort": cohort,
+                        "subject": subject,
+                        "session": "",
+                        "status": "labels_without_images",
+                        "has_images": False,
+                        "has_labels": True,
+                        "sequences": "",
+                        "message": "labels present but no images found for this subject",
+                    }
+                )
     df = pd.DataFrame(rows)
-    return df.sort_values(["cohort", "subject", "session"]).reset_index(drop=True) if len(df) else df
+    return (
+        df.sort_values(["cohort", "subject", "session"]).reset_index(drop=True) if len(df) else df
+    )

@@ -8,9 +8,9 @@ from pathlib import Path
 import nibabel as nib
 
 from radiogenomics.errors import SubjectError
+from radiogenomics.intake.deid import clean_header
 from radiogenomics.intake.dicom import convert_session
 from radiogenomics.intake.nifti import canonical_image, sidecar_for
-from radiogenomics.intake.deid import clean_header
 from radiogenomics.io import save_nifti, write_json
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,10 @@ def _check_same_space(images: dict[str, nib.Nifti1Image], tolerance_mm: float = 
         dist = float(((c - centres[ref_seq]) ** 2).sum() ** 0.5)
         if dist > tolerance_mm:
             raise SubjectError(
-                f"{seq} field of view centre is {dist:.0f} mm from {ref_seq}'s: not the same session/patient?",
-                stage="intake")
+                f"{seq} field-of-view centre is {dist:.0f} mm from {ref_seq}'s: "
+                "not the same session/patient?",
+                stage="intake",
+            )
 
 
 def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path) -> dict:
@@ -54,9 +56,12 @@ def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path
         sources = row["source"]
         for seq in required:
             if seq not in sources:
-                raise SubjectError(f"required sequence {seq} not found (looked for "
-                                   f"{cohort.get('patterns', cohort.get('bids_suffixes', {})).get(seq, seq)})",
-                                   stage="intake", file=row["source_dir"])
+                raise SubjectError(
+                    f"required sequence {seq} not found (looked for "
+                    f"{cohort.get('patterns', cohort.get('bids_suffixes', {})).get(seq, seq)})",
+                    stage="intake",
+                    file=row["source_dir"],
+                )
         for seq in required + optional:
             if seq not in sources:
                 missing[seq] = "not provided by the cohort"
@@ -75,17 +80,25 @@ def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path
     if cohort["segmentation"] == "provided":
         src = row["source"].get("labels")
         if not src:
-            raise SubjectError("cohort segmentation is 'provided' but no label image was found "
-                               f"(pattern {cohort.get('patterns', {}).get('labels')})",
-                               stage="intake", file=row["source_dir"])
+            raise SubjectError(
+                "cohort segmentation is 'provided' but no label image was found "
+                f"(pattern {cohort.get('patterns', {}).get('labels')})",
+                stage="intake",
+                file=row["source_dir"],
+            )
         lab, _ = canonical_image(src, what="provided tumour labels", integer_labels=True)
         save_nifti(lab, out_dir / "provided_labels.nii.gz")
         labels_file = "provided_labels.nii.gz"
 
     manifest = {
-        "cohort": row["cohort"], "subject": row["subject"], "session": row["session"],
-        "layout": cohort["layout"], "sequences": {s: f"{s}.nii.gz" for s in sorted(images)},
-        "missing": missing, "skull_stripped": cohort["skull_stripped"], "labels_file": labels_file,
+        "cohort": row["cohort"],
+        "subject": row["subject"],
+        "session": row["session"],
+        "layout": cohort["layout"],
+        "sequences": {s: f"{s}.nii.gz" for s in sorted(images)},
+        "missing": missing,
+        "skull_stripped": cohort["skull_stripped"],
+        "labels_file": labels_file,
     }
     write_json(manifest, out_dir / "manifest.json")
     log.info("intake %s/%s/%s: %s", row["cohort"], row["subject"], row["session"], sorted(images))

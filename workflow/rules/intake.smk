@@ -40,6 +40,9 @@ rule validate_labels:
         "logs/validate_labels/{cohort}.log",
     benchmark:
         "benchmarks/rules/validate_labels/{cohort}.tsv"
+    wildcard_constraints:
+        # results/cohort/labels.tsv is the merged table of the cohort stage.
+        cohort="|".join(COHORTS),
     conda:
         "../../envs/modelling.yaml"
     threads: 1

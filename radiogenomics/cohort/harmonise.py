@@ -1,0 +1,219 @@
+"""ComBat harmonisation (cohort stage) as a scikit-learn transformer fitted on training rows only.
+
+The batch label travels with X as a column (default `site`) so the transformer can sit inside a
+Pipeline and inside nested CV; it strips that column. Sites seen in training use the training
+estimates (`neuroCombatFromTraining`); a site never seen in training is, when asked, harmonised
+label-free to the harmonised training data as ComBat reference batch (`neuroCombat(ref_batch=)`),
+using only that site's own features, so no label and no training parameter is re-estimated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from neuroCombat import neuroCombat, neuroCombatFromTraining
+from sklearn.base import BaseEstimator, TransformerMixin
+
+log = logging.getLogger(__name__)
+REFERENCE = "__discovery_reference__"
+
+
+@contextlib.contextmanager
+def _quiet_combat() -> Iterator[None]:
+    """Silence neuroCombat's prints; shim `np.int` (gone since NumPy 1.24, used by ref_batch)."""
+    had_int = hasattr(np, "int")
+    if not had_int:
+        np.int = int  # type: ignore[attr-defined]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # neurocombat 0.2.12 converts 1-element arrays with int() and divides by zero
+            # in its EB convergence check for features already on target; both are harmless.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            yield
+    finally:
+        if not had_int:
+            del np.int  # type: ignore[attr-defined]
+
+
+def _combat_fit(data: np.ndarray, batch: np.ndarray, ref_batch: str | None = None) -> dict:
+    """Run neuroCombat on samples x features; returns its dict (data is features x samples)."""
+    covars = pd.DataFrame({"batch": batch.astype(str)})
+    with _quiet_combat():
+        return neuroCombat(
+            dat=data.T.astype(float), covars=covars, batch_col="batch", ref_batch=ref_batch
+        )
+
+
+class ComBatHarmoniser(TransformerMixin, BaseEstimator):
+    """ComBat on the feature columns of a DataFrame; `batch` names the batch column (stripped).
+
+    unseen: "reference" harmonises sites unseen in training to the discovery reference
+    (label-free, from that site's own rows); "none" leaves them unharmonised.
+    passthrough_prefix: columns (e.g. clinical covariates) that are not imaging features.
+    """
+
+    def __init__(
+        self,
+        batch: str = "site",
+        unseen: str = "reference",
+        passthrough_prefix: str = "clinical__",
+        enabled: bool = True,
+    ) -> None:
+        self.batch = batch
+        self.unseen = unseen
+        self.passthrough_prefix = passthrough_prefix
+        self.enabled = enabled
+
+    def _split(self, X: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+        if not isinstance(X, pd.DataFrame) or self.batch not in X.columns:
+            raise ValueError(f"ComBatHarmoniser needs a DataFrame with batch column {self.batch!r}")
+        cols = [c for c in X.columns if c != self.batch]
+        return X[self.batch].astype(str).to_numpy(), cols
+
+    def fit(self, X: pd.DataFrame, y=None) -> ComBatHarmoniser:
+        """Estimate ComBat parameters from these (training) rows only."""
+        batch, cols = self._split(X)
+        self.feature_names_in_ = np.asarray(cols, dtype=object)
+        self.feature_cols_ = [c for c in cols if not c.startswith(self.passthrough_prefix)]
+        self.feature_idx_ = np.array(
+            [i for i, c in enumerate(cols) if c in set(self.feature_cols_)], int
+        )
+        values = X[self.feature_cols_].to_numpy(dtype=float)
+        if np.isnan(values).any():
+            raise ValueError("ComBatHarmoniser got missing values: impute before harmonising")
+        self.batches_ = np.unique(batch)
+        # ComBat needs >= 2 batches with >= 2 rows and non-constant features; otherwise identity.
+        counts = pd.Series(batch).value_counts()
+        sd = values.std(axis=0)
+        self.combat_cols_ = np.flatnonzero(sd > 0)
+        self.active_ = bool(
+            self.enabled
+            and len(self.batches_) >= 2
+            and counts.min() >= 2
+            and len(self.combat_cols_)
+        )
+        self.estimates_ = None
+        self.reference_ = values  # harmonised training features: the reference for unseen sites
+        if self.active_:
+            out = _combat_fit(values[:, self.combat_cols_], batch)
+            self.estimates_ = out["estimates"]
+            ref = values.copy()
+            ref[:, self.combat_cols_] = np.asarray(out["data"]).T
+            self.reference_ = ref
+        return self
+
+    def _seen(self, values: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        """Apply the training estimates to rows of training sites."""
+        out = values.copy()
+        with _quiet_combat(), np.errstate(all="ignore"):
+            sub = values[:, self.combat_cols_].T
+            res = neuroCombatFromTraining(dat=sub, batch=batch, estimates=self.estimates_)
+        out[:, self.combat_cols_] = np.asarray(res["data"]).T
+        return out
+
+    def _unseen(self, values: np.ndarray) -> np.ndarray:
+        """Harmonise one unseen site to the training reference from its own rows only."""
+        if len(values) < 2:
+            log.warning(
+                "unseen site with %d row(s): cannot estimate its scale; left as is", len(values)
+            )
+            return values
+        ref = self.reference_[:, self.combat_cols_]
+        stacked = np.vstack([ref, values[:, self.combat_cols_]])
+        batch = np.array([REFERENCE] * len(ref) + ["new"] * len(values))
+        res = _combat_fit(stacked, batch, ref_batch=REFERENCE)
+        out = values.copy()
+        out[:, self.combat_cols_] = np.asarray(res["data"]).T[len(ref) :]
+        return out
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Harmonise rows with the fitted estimates; the batch column is dropped."""
+        batch, cols = self._split(X)
+        if list(cols) != list(self.feature_names_in_):
+            raise ValueError("ComBatHarmoniser.transform got other columns than fit")
+        values = X[self.feature_cols_].to_numpy(dtype=float)
+        out = values.copy()
+        seen = np.isin(batch, self.batches_)
+        if self.active_ and seen.any():
+            out[seen] = self._seen(values[seen], batch[seen])
+        # An unseen site is mapped onto the (harmonised) training data even when training had a
+        # single site, where ComBat itself has nothing to estimate.
+        if self.enabled and self.unseen == "reference" and len(self.combat_cols_):
+            for site in sorted(set(batch[~seen])):
+                rows = batch == site
+                out[rows] = self._unseen(values[rows])
+        # One block write: column-wise assignment costs more than ComBat itself here.
+        full = np.ascontiguousarray(X[cols].to_numpy(dtype=float))
+        full[:, self.feature_idx_] = out
+        return pd.DataFrame(full, columns=cols, index=X.index)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Feature names after the batch column is stripped."""
+        return self.feature_names_in_
+
+
+class FrameImputer(TransformerMixin, BaseEstimator):
+    """Median imputation that keeps a DataFrame (and the batch column) for ComBat downstream."""
+
+    def __init__(self, batch: str = "site") -> None:
+        self.batch = batch
+
+    def fit(self, X: pd.DataFrame, y=None) -> FrameImputer:
+        """Learn training medians; columns all-missing in training are dropped."""
+        cols = [c for c in X.columns if c != self.batch]
+        values = X[cols].to_numpy(dtype=float)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are dropped below
+            med = np.nanmedian(values, axis=0)
+        keep = ~np.isnan(med)
+        self.columns_ = [c for c, k in zip(cols, keep, strict=True) if k]
+        self.medians_ = med[keep]
+        self.keep_batch_ = self.batch in X.columns
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Fill missing values with training medians."""
+        # C order whatever the input's block layout: reductions then round identically.
+        values = np.ascontiguousarray(X[self.columns_].to_numpy(dtype=float))
+        values = np.where(np.isnan(values), self.medians_, values)
+        out = pd.DataFrame(values, columns=self.columns_, index=X.index)
+        if self.keep_batch_:
+            out[self.batch] = X[self.batch].astype(str).to_numpy()
+        return out
+
+
+def harmonise_table(
+    df: pd.DataFrame, feature_cols: list[str], batch: str = "site", train_mask=None
+) -> pd.DataFrame:
+    """Display table: ComBat fitted on `train_mask` rows (default all), applied to every row."""
+    train_mask = np.ones(len(df), bool) if train_mask is None else np.asarray(train_mask, bool)
+    X = df[[*feature_cols, batch]].copy()
+    imp = FrameImputer(batch).fit(X[train_mask])
+    Xi = imp.transform(X)
+    comb = ComBatHarmoniser(batch=batch).fit(Xi[train_mask])
+    out = df.copy()
+    harmonised = comb.transform(Xi)
+    values = harmonised.to_numpy()
+    # Imputed cells were only needed by ComBat: show them missing again.
+    values[df[list(harmonised.columns)].isna().to_numpy()] = np.nan
+    out[list(harmonised.columns)] = values
+    return out
+
+
+def run_harmonise(features_path: str, batch: str, enabled: bool, out: str) -> None:
+    """Rule harmonise_features: display table, ComBat fitted on discovery rows, applied to all."""
+    from radiogenomics.io import read_tsv, write_tsv
+
+    df = read_tsv(features_path, dtype={"subject": str, "session": str})
+    feats = [c for c in df.columns if "__" in c and not c.startswith("prov__")]
+    if not enabled or df.empty or not feats:
+        write_tsv(df, out)
+        return
+    write_tsv(harmonise_table(df, feats, batch, df["role"] == "discovery"), out)

@@ -1,0 +1,347 @@
+"""Supervised modelling (cohort stage): pipelines, repeated stratified nested CV, metrics, controls.
+
+Every model is one scikit-learn Pipeline (impute -> ComBat -> scale -> select -> model) so that
+imputation medians, ComBat estimates, scaling, feature selection and hyper-parameters are all
+learnt from the training rows of each fold only; held-out rows are only ever transformed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_selection import SelectKBest, f_classif
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score, brier_score_loss, roc_auc_score
+from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from radiogenomics.cohort.harmonise import ComBatHarmoniser, FrameImputer
+
+CLINICAL_PREFIX = "clinical__"
+DEFAULT_GRIDS: dict[str, dict[str, list]] = {
+    "logistic": {"model__C": [0.01, 0.1, 1.0]},
+    "lasso": {"model__C": [0.05, 0.2, 1.0]},
+    "xgboost": {"model__max_depth": [2, 3]},
+    "radscore_clinical": {"model__C": [0.05, 0.2, 1.0]},
+}
+
+
+def make_estimator(model: str, seed: int) -> BaseEstimator:
+    """The final estimator of a pipeline by name: logistic, lasso, xgboost, radscore_clinical."""
+    if model == "logistic":
+        return LogisticRegression(C=0.1, class_weight="balanced", max_iter=5000, random_state=seed)
+    if model == "lasso":
+        # liblinear shuffles coordinates: seeded, or reruns differ in the 4th digit.
+        return LogisticRegression(
+            C=0.2,
+            l1_ratio=1.0,
+            solver="liblinear",
+            class_weight="balanced",
+            max_iter=5000,
+            random_state=seed,
+        )
+    if model == "xgboost":
+        from xgboost import XGBClassifier
+
+        # Shallow, shrunk trees: a few hundred subjects cannot support deep interactions.
+        return XGBClassifier(
+            n_estimators=100,
+            max_depth=2,
+            learning_rate=0.05,
+            subsample=0.8,
+            colsample_bytree=0.5,
+            n_jobs=1,
+            random_state=seed,
+            eval_metric="logloss",
+            verbosity=0,
+        )
+    if model == "radscore_clinical":
+        return RadscoreClinical(C=0.2, seed=seed)
+    raise ValueError(f"unknown model {model!r} (logistic, lasso, xgboost, radscore_clinical)")
+
+
+class RadscoreClinical(ClassifierMixin, BaseEstimator):
+    """LASSO radscore from imaging columns, then logistic regression on radscore + clinical columns.
+
+    The training radscore is out-of-fold (inner CV) so the second stage does not see an overfit
+    score; clinical columns are recognised by position (`clinical_idx_`, set by the pipeline).
+    """
+
+    def __init__(self, C: float = 0.2, seed: int = 0, n_clinical: int = 0, inner_folds: int = 3):
+        self.C = C
+        self.seed = seed
+        self.n_clinical = n_clinical
+        self.inner_folds = inner_folds
+
+    def _lasso(self) -> LogisticRegression:
+        return LogisticRegression(
+            C=self.C,
+            l1_ratio=1.0,
+            solver="liblinear",
+            class_weight="balanced",
+            max_iter=5000,
+            random_state=self.seed,
+        )
+
+    def fit(self, X, y) -> RadscoreClinical:
+        """Fit radscore (LASSO) on imaging columns and the combiner on [radscore, clinical]."""
+        X = np.asarray(X, float)
+        y = np.asarray(y)
+        img, clin = X[:, : X.shape[1] - self.n_clinical], X[:, X.shape[1] - self.n_clinical :]
+        self.classes_ = np.unique(y)
+        oof = np.zeros(len(y))
+        folds = min(self.inner_folds, int(np.bincount(y.astype(int)).min()))
+        cv = StratifiedKFold(max(folds, 2), shuffle=True, random_state=self.seed)
+        for tr, te in cv.split(img, y):
+            oof[te] = self._lasso().fit(img[tr], y[tr]).decision_function(img[te])
+        self.radscore_ = self._lasso().fit(img, y)
+        self.combiner_ = LogisticRegression(class_weight="balanced", max_iter=5000)
+        self.combiner_.fit(np.column_stack([oof, clin]), y)
+        self.coef_ = self.radscore_.coef_
+        return self
+
+    def _stage2(self, X) -> np.ndarray:
+        X = np.asarray(X, float)
+        img, clin = X[:, : X.shape[1] - self.n_clinical], X[:, X.shape[1] - self.n_clinical :]
+        return np.column_stack([self.radscore_.decision_function(img), clin])
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Probability of each class from the combiner."""
+        return self.combiner_.predict_proba(self._stage2(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Class with the higher probability."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def build_pipeline(
+    model: str,
+    *,
+    batch: str = "site",
+    combat: bool = True,
+    unseen: str = "reference",
+    k_best: int | None = None,
+    n_clinical: int = 0,
+    seed: int = 0,
+) -> Pipeline:
+    """impute -> ComBat -> scale -> select -> model, all fitted on training rows only."""
+    est = make_estimator(model, seed)
+    if isinstance(est, RadscoreClinical):
+        est.set_params(n_clinical=n_clinical)
+    select: Any = "passthrough"
+    if k_best and model != "radscore_clinical":
+        select = SelectKBest(f_classif, k=k_best)
+    return Pipeline(
+        [
+            ("impute", FrameImputer(batch=batch)),
+            ("combat", ComBatHarmoniser(batch=batch, enabled=combat, unseen=unseen)),
+            ("scale", StandardScaler()),
+            ("select", select),
+            ("model", est),
+        ]
+    )
+
+
+def fit_tuned(pipe: Pipeline, grid: dict, X: pd.DataFrame, y: np.ndarray, inner: int, seed: int):
+    """Inner GridSearchCV on one training set; returns the refit best pipeline."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        folds = max(2, min(inner, int(np.bincount(y.astype(int)).min())))
+        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        if not grid:
+            return clone(pipe).fit(X, y), {}
+        gs = GridSearchCV(clone(pipe), grid, cv=cv, scoring="roc_auc", n_jobs=1, refit=True)
+        gs.fit(X, y)
+        return gs.best_estimator_, gs.best_params_
+
+
+def _outer_split(pipe, grid, X, y, tr, te, inner, seed) -> tuple[np.ndarray, dict]:
+    """Fit on the outer training rows, predict the outer test rows."""
+    best, params = fit_tuned(pipe, grid, X.iloc[tr], y[tr], inner, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return best.predict_proba(X.iloc[te])[:, 1], params
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold probabilities per repeat (repeats x n) and the chosen parameters per fold."""
+
+    oof: np.ndarray
+    params: list[dict] = field(default_factory=list)
+    outer_folds: int = 0
+
+    @property
+    def mean_prob(self) -> np.ndarray:
+        """Out-of-fold probability averaged over repeats."""
+        return np.nanmean(self.oof, axis=0)
+
+    def repeat_aucs(self, y: np.ndarray) -> np.ndarray:
+        """AUC of each repeat's out-of-fold predictions."""
+        return np.array([roc_auc_score(y, row) for row in self.oof])
+
+
+def nested_cv(
+    pipe: Pipeline,
+    grid: dict,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    outer_folds: int = 5,
+    repeats: int = 5,
+    inner_folds: int = 3,
+    seed: int = 0,
+    n_jobs: int = 1,
+) -> CVResult:
+    """Repeated stratified nested CV: inner GridSearchCV tunes, outer folds estimate."""
+    y = np.asarray(y).astype(int)
+    folds = max(2, min(outer_folds, int(np.bincount(y).min())))
+    rskf = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    splits = list(rskf.split(np.zeros(len(y)), y))
+    jobs = (
+        delayed(_outer_split)(pipe, grid, X, y, tr, te, inner_folds, seed + i)
+        for i, (tr, te) in enumerate(splits)
+    )
+    # Small problems: BLAS threads only oversubscribe the cores (40x slower lbfgs measured).
+    with threadpool_limits(1):
+        results = Parallel(n_jobs=n_jobs)(jobs)
+    oof = np.full((repeats, len(y)), np.nan)
+    params = []
+    for i, ((_, te), (prob, p)) in enumerate(zip(splits, results, strict=True)):
+        oof[i // folds, te] = prob
+        params.append(p)
+    return CVResult(oof=oof, params=params, outer_folds=folds)
+
+
+def bootstrap_auc_ci(
+    y: np.ndarray, p: np.ndarray, n: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of the AUC (resamples with one class only are skipped)."""
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y).astype(int)
+    p = np.asarray(p, float)
+    aucs = []
+    for _ in range(n):
+        idx = rng.integers(0, len(y), len(y))
+        if y[idx].min() == y[idx].max():
+            continue
+        aucs.append(roc_auc_score(y[idx], p[idx]))
+    if not aucs:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(aucs, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def calibration_slope_intercept(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """Logistic recalibration of y on logit(p): slope (ideal 1) and intercept (ideal 0)."""
+    p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
+    logit = np.log(p / (1 - p)).reshape(-1, 1)
+    # Unpenalised fit: the recalibration model must not shrink the slope itself.
+    lr = LogisticRegression(C=np.inf, max_iter=1000).fit(logit, np.asarray(y).astype(int))
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def binary_metrics(
+    y: np.ndarray, p: np.ndarray, *, n_boot: int = 1000, seed: int = 0, threshold: float = 0.5
+) -> dict[str, float]:
+    """AUC with bootstrap CI, balanced accuracy, sensitivity, specificity, Brier, calibration."""
+    y = np.asarray(y).astype(int)
+    p = np.asarray(p, float)
+    pred = (p >= threshold).astype(int)
+    lo, hi = bootstrap_auc_ci(y, p, n_boot, seed)
+    slope, intercept = calibration_slope_intercept(y, p)
+    return {
+        "n": int(len(y)),
+        "n_pos": int(y.sum()),
+        "n_neg": int((1 - y).sum()),
+        "auc": float(roc_auc_score(y, p)),
+        "auc_ci_low": lo,
+        "auc_ci_high": hi,
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "sensitivity": float(pred[y == 1].mean()),
+        "specificity": float(1 - pred[y == 0].mean()),
+        "brier": float(brier_score_loss(y, p)),
+        "calibration_slope": slope,
+        "calibration_intercept": intercept,
+    }
+
+
+def permutation_control(
+    pipe: Pipeline,
+    grid: dict,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    observed_auc: float,
+    *,
+    n_permutations: int = 20,
+    outer_folds: int = 5,
+    repeats: int = 1,
+    inner_folds: int = 3,
+    seed: int = 0,
+    n_jobs: int = 1,
+) -> dict[str, float]:
+    """Shuffled-label control: the same nested CV on permuted labels; mean AUC and p-value."""
+    rng = np.random.default_rng(seed + 7919)
+    aucs = []
+    for i in range(n_permutations):
+        yp = rng.permutation(np.asarray(y).astype(int))
+        res = nested_cv(
+            pipe,
+            grid,
+            X,
+            yp,
+            outer_folds=outer_folds,
+            repeats=repeats,
+            inner_folds=inner_folds,
+            seed=seed + 1000 + i,
+            n_jobs=n_jobs,
+        )
+        aucs.append(float(np.mean(res.repeat_aucs(yp))))
+    aucs_arr = np.array(aucs)
+    # Phipson & Smyth: (b + 1) / (m + 1) never reports p = 0 from finitely many permutations.
+    p_value = (1 + int((aucs_arr >= observed_auc).sum())) / (n_permutations + 1)
+    return {
+        "shuffled_auc_mean": float(aucs_arr.mean()) if len(aucs) else float("nan"),
+        "shuffled_auc_sd": float(aucs_arr.std(ddof=1)) if len(aucs) > 1 else float("nan"),
+        "permutation_p": float(p_value),
+        "n_permutations": int(n_permutations),
+    }
+
+
+def selected_feature_names(pipe: Pipeline) -> list[str]:
+    """Names of the columns that reach the final estimator of a fitted pipeline."""
+    names = list(pipe.named_steps["combat"].feature_names_in_)
+    sel = pipe.named_steps["select"]
+    if sel != "passthrough" and sel is not None:
+        names = [n for n, keep in zip(names, sel.get_support(), strict=True) if keep]
+    return names
+
+
+def coefficient_table(pipe: Pipeline) -> pd.DataFrame:
+    """Coefficients (standardised scale) or importances of the refit model, largest first."""
+    names = selected_feature_names(pipe)
+    est = pipe.named_steps["model"]
+    if isinstance(est, RadscoreClinical):
+        img = names[: len(names) - est.n_clinical]
+        rows = list(zip(img, est.radscore_.coef_[0], strict=True))
+        rows += list(zip(["radscore", *names[len(img) :]], est.combiner_.coef_[0], strict=True))
+        kind = "coefficient"
+    elif hasattr(est, "coef_"):
+        rows, kind = list(zip(names, est.coef_[0], strict=True)), "coefficient"
+    else:
+        rows, kind = list(zip(names, est.feature_importances_, strict=True)), "importance"
+    df = pd.DataFrame(rows, columns=["feature", "value"])
+    df["kind"] = kind
+    df = df[df["value"] != 0]
+    return df.reindex(df["value"].abs().sort_values(ascending=False, kind="stable").index)

@@ -1,0 +1,1 @@
+"""Report stage: figures and tables that `snakemake --report` collects into one HTML page."""

@@ -1,0 +1,72 @@
+"""Report stage: copy a stage's figures (and its tables as HTML) into a folder the report globs."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from radiogenomics.io import atomic_path
+from radiogenomics.report.style import table_html, write_text
+
+FIGURE_SUFFIXES = (".png", ".svg")
+TABLE_SUFFIXES = (".tsv",)
+
+
+def report_name(path: Path, root: Path) -> tuple[str, str]:
+    """(group, name) of a stage file: its first sub-folder groups it (else `summary`), the rest of
+    its path joined by `__` names it, e.g. idh/lasso/roc.png -> (idh, lasso__roc)."""
+    rel = path.relative_to(root)
+    parts = list(rel.parent.parts)
+    group = parts[0] if parts else "summary"
+    name = "__".join([*parts[1:], rel.stem])
+    return group, name
+
+
+def copy_file(src: Path, dest: Path) -> None:
+    """Copy atomically so an interrupted collection never leaves a truncated figure."""
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def table_page(src: Path, title: str, max_rows: int) -> str:
+    """A TSV rendered as an HTML page for the report."""
+    df = pd.read_csv(src, sep="\t")
+    return table_html(df, title, note=f"source: {src}", max_rows=max_rows)
+
+
+def collect_section(
+    root: str | Path,
+    dest: str | Path,
+    *,
+    extra: list[tuple[str | Path, str, str]] = (),
+    max_rows: int = 200,
+    skip: list[str] = (),
+) -> pd.DataFrame:
+    """Copy every non-empty figure under `root` to `dest/{group}/{name}.png`, render every TSV to
+    `dest/{group}/{name}.html`; `extra` adds (source, group, name) items; paths matching a `skip`
+    regex are left out. Returns the copies."""
+    root, dest = Path(root), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    items: list[tuple[Path, str, str]] = []
+    if root.is_dir():
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.suffix in FIGURE_SUFFIXES + TABLE_SUFFIXES:
+                items.append((path, *report_name(path, root)))
+    items += [(Path(s), g, n) for s, g, n in extra]
+    skip_rx = [re.compile(rx) for rx in skip]
+    items = [it for it in items if not any(rx.match(it[0].as_posix()) for rx in skip_rx)]
+    rows = []
+    for src, group, name in items:
+        if not src.exists() or src.stat().st_size == 0:
+            continue  # placeholder of a failed subject/step: nothing to show
+        if src.suffix in FIGURE_SUFFIXES:
+            out = dest / group / f"{name}{src.suffix}"
+            copy_file(src, out)
+        else:
+            out = dest / group / f"{name}.html"
+            write_text(table_page(src, f"{group}: {name}", max_rows), out)
+        rows.append({"source": str(src), "group": group, "name": name, "report_file": str(out)})
+    return pd.DataFrame(rows, columns=["source", "group", "name", "report_file"])

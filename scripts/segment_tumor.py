@@ -1,0 +1,33 @@
+"""Rule segment_tumor: prep sequences, brain mask (+ provided labels) -> seg/tumor_labels.nii.gz."""
+
+from pathlib import Path
+
+from radiogenomics.io import read_json
+from radiogenomics.runner import run_subject_step
+from radiogenomics.segmentation import segment_tumor
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+
+
+def main():
+    provided = anat = None
+    if sm.params.method == "provided":
+        anat = sm.input.anat
+        labels_file = read_json(anat).get("labels_file")
+        provided = Path(anat).parent / labels_file if labels_file else None
+    segment_tumor(
+        sm.params.method,
+        sm.input.prep,
+        sm.input.brain,
+        sm.output.labels,
+        config=sm.params.config,
+        label_convention=sm.params.label_convention,
+        provided_labels=provided,
+        anat_manifest=anat,
+        seed=sm.params.seed,
+        threads=sm.threads,
+    )
+
+
+if __name__ == "__main__":  # Snakemake runs this as __main__; spawned workers must not rerun it
+    run_subject_step(sm, "segment_tumor", main)

@@ -1,0 +1,52 @@
+"""Imaging chain: MNI152 registration and the subject -> MNI point mapping used by features."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from radiogenomics.imaging.atlas import (
+    hemisphere_image,
+    load_template,
+    register_to_template,
+    subject_to_mni_points,
+    warp_template_to_subject,
+)
+from radiogenomics.imaging.common import set_threads
+
+
+def test_hemisphere_labels_follow_mni_x():
+    template, _ = load_template(2)
+    hemi = hemisphere_image(template)
+    ijk_left = np.rint(np.linalg.inv(template.affine) @ [-40, -20, 10, 1]).astype(int)[:3]
+    ijk_right = np.rint(np.linalg.inv(template.affine) @ [40, -20, 10, 1]).astype(int)[:3]
+    assert hemi.get_fdata()[tuple(ijk_left)] == 1
+    assert hemi.get_fdata()[tuple(ijk_right)] == 2
+
+
+@pytest.mark.slow
+def test_subject_to_mni_points_recovers_known_shift(tmp_path):
+    """A 'subject' that is the template moved by +12 mm in x and -8 mm in z (in world space)."""
+    set_threads(2)
+    template, _ = load_template(2)
+    data = np.asarray(template.dataobj, np.float32)
+    shift = np.eye(4)
+    shift[:3, 3] = [12.0, 0.0, -8.0]
+    subject = nib.Nifti1Image(data, shift @ template.affine)
+    brain = data > 0.1
+    with tempfile.TemporaryDirectory() as tmp:
+        res = register_to_template(subject, brain, template, Path(tmp), transform="affine")
+        mat = next(t for t in res["invtransforms"] if t.endswith(".mat"))
+        saved = tmp_path / "to_template_affine.mat"
+        saved.write_bytes(Path(mat).read_bytes())
+        mni = np.array([[0.0, -20.0, 10.0], [-40.0, 10.0, 30.0], [30.0, -60.0, -10.0]])
+        subject_pts = mni + [12.0, 0.0, -8.0]
+        got = subject_to_mni_points(subject_pts, [saved])
+        assert np.abs(got - mni).max() < 1.5, got - mni
+        # The template warped into subject space lands on the subject's own intensities.
+        back = warp_template_to_subject(template, subject, [str(saved)])
+        assert np.corrcoef(back[brain], data[brain])[0, 1] > 0.95

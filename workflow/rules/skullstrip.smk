@@ -1,0 +1,27 @@
+"""Skull-stripping stage (imaging chain): HD-BET on CPU, or non-zero voxels for stripped cohorts."""
+
+
+rule skullstrip_brain:
+    input:
+        manifest=f"{SD}/prep/coreg/manifest.json",
+    output:
+        mask=f"{SD}/prep/brain_mask.nii.gz",
+    log:
+        "logs/skullstrip_brain/{cohort}_{subject}_{session}.log",
+    benchmark:
+        "benchmarks/rules/skullstrip_brain/{cohort}_{subject}_{session}.tsv"
+    group:
+        "subject"
+    conda:
+        "../../envs/hdbet.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        config=config["preprocess"]["skullstrip"],
+        skull_stripped=lambda wc: bool(
+            cohort_config(wc.cohort).get("skull_stripped", False)
+        ),
+    script:
+        "../../scripts/skullstrip_brain.py"
