@@ -12,7 +12,7 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 def main():
     cohort = sm.params.cohort
     row = dict(sm.params.row)
-    if cohort.get("demo") and not row["source"] and cohort["layout"] != "tcia-dicom":
+    if cohort.get("demo"):
         # Demo inputs did not exist when the DAG was built: look them up now.
         found = [
             r

@@ -162,6 +162,51 @@ def summary_table(features: pd.DataFrame, failures: pd.DataFrame, labels: pd.Dat
     return pd.DataFrame(rows)
 
 
+def label_failures(
+    issue_tables: Mapping[str, str | Path],
+    labels: pd.DataFrame,
+    subjects: pd.DataFrame,
+    label_sources: Mapping[str, str | None],
+    skip_cohorts: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Labels-table problems as failure rows (stage `labels`): bad rows, labels without images."""
+    rows = []
+    for cohort, path in sorted(issue_tables.items()):
+        p = Path(path)
+        if not p.exists() or p.stat().st_size == 0:
+            continue
+        for r in read_tsv(p, dtype=str, keep_default_na=False).to_dict("records"):
+            on_key = r["column"] == KEY
+            where = f"row {r['row']}" + (f", column {r['column']}" if r["column"] else "")
+            value = f" value '{r['value']}'" if r["value"] and not on_key else ""
+            rows.append(
+                {
+                    "cohort": cohort,
+                    "subject": r["value"] if on_key else "",
+                    "session": "",
+                    "stage": "labels",
+                    "file": r["file"],
+                    "message": f"labels {where}:{value} {r['message']}",
+                }
+            )
+    # A subject with labels but no images is listed, never silently dropped.
+    imaged = set(zip(subjects["cohort"].astype(str), subjects["subject"].astype(str), strict=True))
+    skip = set(skip_cohorts)
+    for cohort, subject in zip(labels["cohort"].astype(str), labels[KEY].astype(str), strict=True):
+        if cohort not in skip and (cohort, subject) not in imaged:
+            rows.append(
+                {
+                    "cohort": cohort,
+                    "subject": subject,
+                    "session": "",
+                    "stage": "labels",
+                    "file": str(label_sources.get(cohort) or ""),
+                    "message": "labels present but no images found for this subject",
+                }
+            )
+    return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
+
+
 def run_aggregate(
     subjects: list[dict],
     families: list[str],
@@ -171,6 +216,8 @@ def run_aggregate(
     out_labels: str,
     out_failures: str,
     out_summary: str,
+    label_issues: Mapping[str, str] | None = None,
+    label_sources: Mapping[str, str | None] | None = None,
 ) -> None:
     """Rule aggregate_features: write features.tsv, labels.tsv, failures.tsv and the summary."""
     from radiogenomics.io import write_tsv
@@ -179,7 +226,18 @@ def run_aggregate(
     table = pd.DataFrame(subjects) if subjects else pd.DataFrame(columns=ID_COLUMNS + META_COLUMNS)
     features, failures = aggregate(table, families, feature_table_cohorts)
     labels = merge_labels(label_tables)
+    # failures.tsv is the one place to look: labels-table problems are listed there too.
+    label_rows = label_failures(
+        label_issues or {},
+        labels,
+        table,
+        label_sources or {},
+        skip_cohorts=[c["name"] for c in feature_table_cohorts],
+    )
+    all_failures = (
+        pd.concat([failures, label_rows], ignore_index=True) if len(label_rows) else failures
+    )
     write_tsv(features, out_features)
     write_tsv(labels, out_labels)
-    write_tsv(failures, out_failures)
+    write_tsv(all_failures, out_failures)
     write_tsv(summary_table(features, failures, labels), out_summary)

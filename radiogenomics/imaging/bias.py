@@ -64,7 +64,7 @@ def _fill_holes_slicewise(mask: np.ndarray) -> np.ndarray:
 
 
 def n4_correct(
-    img: nib.Nifti1Image, shrink_factor: int = 4, iterations: tuple[int, ...] = (50, 50, 50, 50)
+    img: nib.Nifti1Image, shrink_factor: int = 4, iterations: tuple[int, ...] = (50, 50, 50)
 ) -> np.ndarray:
     """N4-corrected voxel array of `img` (bias estimated within the head mask)."""
     import ants
@@ -92,7 +92,7 @@ def bias_correct_subject(
     manifest_out: str | Path,
     *,
     shrink_factor: int = 4,
-    iterations: tuple[int, ...] = (50, 50, 50, 50),
+    iterations: tuple[int, ...] = (50, 50, 50),
     maps: tuple[str, ...] = MAPS_DEFAULT,
 ) -> dict[str, str]:
     """N4 every structural sequence of a subject, copy maps unchanged; write `n4/manifest.json`."""

@@ -47,9 +47,9 @@ class RigidSettings:
     metric: str = "mattes"
     sampling_rate: float = 0.1
     bins: int = 32
-    iterations: tuple[int, ...] = (500, 250, 50)
-    shrink_factors: tuple[int, ...] = (4, 2, 1)
-    smoothing_sigmas: tuple[float, ...] = (2, 1, 0)
+    iterations: tuple[int, ...] = (200, 100)
+    shrink_factors: tuple[int, ...] = (4, 2)
+    smoothing_sigmas: tuple[float, ...] = (2, 1)
     fallback_tolerance: float = 0.02
     min_mutual_information: float = 0.05
 

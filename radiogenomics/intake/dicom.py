@@ -41,6 +41,7 @@ class Series:
     modality: str
     sop_class: str
     number: int
+    patient: str = ""
     files: list[Path] = field(default_factory=list)
     has_pixels: bool = True
 
@@ -67,6 +68,7 @@ def scan_series(folder: str | Path) -> list[Series]:
                 modality=str(getattr(ds, "Modality", "")),
                 sop_class=str(getattr(ds, "SOPClassUID", "")),
                 number=int(getattr(ds, "SeriesNumber", 0) or 0),
+                patient=str(getattr(ds, "PatientID", "")),
                 has_pixels="Rows" in ds and "Columns" in ds,
             )
         series[uid].files.append(path)
@@ -170,6 +172,14 @@ def convert_session(
     series = scan_series(folder)
     if not series:
         raise SubjectError("no DICOM files found", stage="intake", file=folder)
+    patients = sorted({s.patient for s in series if s.patient})
+    if len(patients) > 1:
+        # One study folder must hold one patient: anything else means a mixed-up download.
+        raise SubjectError(
+            f"DICOM of {len(patients)} different patients in one study folder",
+            stage="intake",
+            file=folder,
+        )
     chosen, notes = assign_series(series, rules)
     missing = [seq for seq in required if seq not in chosen]
     if missing:

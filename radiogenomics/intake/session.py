@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
 
 from radiogenomics.errors import SubjectError
 from radiogenomics.intake.deid import clean_header
@@ -16,7 +17,11 @@ from radiogenomics.io import save_nifti, write_json
 log = logging.getLogger(__name__)
 
 
-def _check_same_space(images: dict[str, nib.Nifti1Image], tolerance_mm: float = 60.0) -> None:
+def _check_same_space(
+    images: dict[str, nib.Nifti1Image],
+    tolerance_mm: float = 60.0,
+    files: dict[str, str] | None = None,
+) -> None:
     """Sequences of one session must overlap in world space (co-registration fixes the rest)."""
     centres = {}
     for seq, img in images.items():
@@ -30,7 +35,35 @@ def _check_same_space(images: dict[str, nib.Nifti1Image], tolerance_mm: float = 
                 f"{seq} field-of-view centre is {dist:.0f} mm from {ref_seq}'s: "
                 "not the same session/patient?",
                 stage="intake",
+                file=(files or {}).get(seq),
             )
+
+
+def unusable_map_reason(img: nib.Nifti1Image) -> str | None:
+    """Why an optional map carries no information (all NaN/inf, or constant), else None."""
+    data = np.asanyarray(img.dataobj)
+    finite = np.isfinite(data)
+    if not finite.any():
+        return "every voxel is NaN/inf"
+    if float(np.ptp(data[finite])) == 0.0:
+        return f"every finite voxel has the same value {float(data[finite][0]):g}"
+    return None
+
+
+def check_provided_labels(data: np.ndarray, convention: str, file: str | Path) -> None:
+    """Fail at intake, not after preprocessing, on unmappable label values or an empty mask."""
+    # Imported here: the segmentation package is not needed by cohorts without labels.
+    from radiogenomics.segmentation.provided import map_label_convention
+
+    try:
+        map_label_convention(data, convention, file=file)
+    except SubjectError as exc:
+        exc.stage = "intake"
+        raise
+    if not np.any(data):
+        raise SubjectError(
+            "provided tumour labels are empty (every voxel is 0)", stage="intake", file=file
+        )
 
 
 def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path) -> dict:
@@ -67,10 +100,19 @@ def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path
                 missing[seq] = "not provided by the cohort"
                 continue
             img, prov = canonical_image(sources[seq], what=f"{seq} image")
+            reason = unusable_map_reason(img) if seq in optional else None
+            if reason:
+                # An empty optional map is like an absent one: its features are NaN with a
+                # qc_reason; the subject's structural analysis goes on.
+                missing[seq] = f"{reason} ({sources[seq]})"
+                log.warning("%s map dropped: %s: %s", seq, reason, sources[seq])
+                continue
             images[seq] = img
             sidecars[seq] = sidecar_for(sources[seq]) | prov
 
-    _check_same_space({s: images[s] for s in images})
+    # Name the offending file: the source image, or the DICOM study folder.
+    files = {s: row["source"].get(s) or row["source_dir"] for s in images}
+    _check_same_space({s: images[s] for s in images}, files=files)
     out_dir.mkdir(parents=True, exist_ok=True)
     for seq, img in images.items():
         save_nifti(img, out_dir / f"{seq}.nii.gz")
@@ -87,6 +129,7 @@ def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path
                 file=row["source_dir"],
             )
         lab, _ = canonical_image(src, what="provided tumour labels", integer_labels=True)
+        check_provided_labels(np.asarray(lab.dataobj), cohort["label_convention"], src)
         save_nifti(lab, out_dir / "provided_labels.nii.gz")
         labels_file = "provided_labels.nii.gz"
 

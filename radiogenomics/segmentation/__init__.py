@@ -74,7 +74,11 @@ def load_on_grid(path: Path, ref: nib.Nifti1Image, what: str) -> np.ndarray:
 
 
 def check_tumour_volume(
-    labels: np.ndarray, spacing: np.ndarray, min_ml: float, method: str
+    labels: np.ndarray,
+    spacing: np.ndarray,
+    min_ml: float,
+    method: str,
+    file: str | Path | None = None,
 ) -> None:
     """Too small a whole tumour means the method found none: fail the subject visibly."""
     ml = float((labels > 0).sum() * np.prod(spacing) / 1000.0)
@@ -83,6 +87,7 @@ def check_tumour_volume(
             f"{method} segmentation found a whole tumour of {ml:.2f} ml < "
             f"segmentation.min_tumor_ml = {min_ml} ml",
             stage=STAGE,
+            file=file,
         )
     log.info("%s segmentation: whole tumour %.2f ml", method, ml)
 
@@ -177,7 +182,10 @@ def segment_tumor(
             raw, nn.get("label_map") or {1: 1, 2: 2, 3: 3}, file=nn["model_folder"]
         )
         labels = resample_labels_nearest(mapped, aff, ref.shape, ref.affine)
-    check_tumour_volume(labels, spacing, float(cfg.get("min_tumor_ml", 0.0)), method)
+    # Provided labels: name the cohort's label file (an empty mask is that file's problem).
+    check_tumour_volume(
+        labels, spacing, float(cfg.get("min_tumor_ml", 0.0)), method, file=provided_labels
+    )
     save_like(labels.astype(np.uint8), ref, out_path, dtype=np.uint8)
     return labels
 

@@ -46,6 +46,7 @@ rule aggregate_features:
     input:
         features=COH_FEATURE_INPUTS,
         labels=expand("results/{cohort}/labels.tsv", cohort=list(COHORTS)),
+        label_issues=expand("results/qc/labels/{cohort}_issues.tsv", cohort=list(COHORTS)),
     output:
         features="results/cohort/features.tsv",
         labels="results/cohort/labels.tsv",
@@ -66,6 +67,8 @@ rule aggregate_features:
         families=COH_FAMILIES,
         feature_tables=FEATURE_TABLE_COHORTS,
         label_tables={c: f"results/{c}/labels.tsv" for c in COHORTS},
+        label_issues={c: f"results/qc/labels/{c}_issues.tsv" for c in COHORTS},
+        label_sources={c: COHORTS[c].get("labels") for c in COHORTS},
     script:
         "../../scripts/aggregate_features.py"
 

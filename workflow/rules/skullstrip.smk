@@ -20,8 +20,7 @@ rule skullstrip_brain:
         runtime=20,
     params:
         config=config["preprocess"]["skullstrip"],
-        skull_stripped=lambda wc: bool(
-            cohort_config(wc.cohort).get("skull_stripped", False)
-        ),
+        # Only an explicit `true` skips HD-BET; "auto" (a truthy string) lets the image decide.
+        skull_stripped=lambda wc: cohort_config(wc.cohort).get("skull_stripped") is True,
     script:
         "../../scripts/skullstrip_brain.py"

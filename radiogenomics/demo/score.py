@@ -1,0 +1,126 @@
+"""Demo cohort (all stages): score a pipeline run against the generator's truth.
+
+Used by the end-to-end test and by `benchmarks/score_demo.py`: brain-mask and tumour Dice,
+co-registration displacement against the planted motion, habitat fractions against the
+planted ones, and the mismatch sign against the planted sign.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+LPS = np.diag([-1.0, -1.0, 1.0])  # ANTs transforms points in LPS world coordinates
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two boolean masks (1.0 when both are empty)."""
+    a, b = a.astype(bool), b.astype(bool)
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2 * (a & b).sum() / total)
+
+
+def truth_on_grid(truth: nib.Nifti1Image, target: nib.Nifti1Image) -> np.ndarray:
+    """Nearest-neighbour resampling of a truth label image onto the pipeline grid (world space)."""
+    idx = np.indices(target.shape[:3]).reshape(3, -1)
+    world = target.affine @ np.vstack([idx, np.ones(idx.shape[1])])
+    vox = np.linalg.inv(truth.affine) @ world
+    out = ndimage.map_coordinates(np.asarray(truth.dataobj), vox[:3], order=0, mode="constant")
+    return out.reshape(target.shape[:3])
+
+
+def segmentation_scores(sd: Path, truth_dir: Path) -> dict[str, float]:
+    """Brain-mask and tumour-subregion Dice of one session."""
+    mask = nib.load(sd / "prep" / "brain_mask.nii.gz")
+    labels = np.asarray(nib.load(sd / "seg" / "tumor_labels.nii.gz").dataobj)
+    brain_t = truth_on_grid(nib.load(truth_dir / "brain_mask.nii.gz"), mask)
+    lab_t = truth_on_grid(nib.load(truth_dir / "tumor_labels.nii.gz"), mask)
+    return {
+        "brain_dice": dice(np.asarray(mask.dataobj) > 0, brain_t > 0),
+        "whole_tumor_dice": dice(labels > 0, lab_t > 0),
+        "tumor_core_dice": dice(np.isin(labels, (1, 3)), np.isin(lab_t, (1, 3))),
+        "enhancing_dice": dice(labels == 3, lab_t == 3),
+    }
+
+
+def coregistration_errors(sd: Path, truth_dir: Path, reference: str = "t1ce") -> dict[str, float]:
+    """Mean displacement (mm) of our rigid transforms vs the planted motion, over the brain."""
+    import ants
+
+    brain = nib.load(truth_dir / "brain_mask.nii.gz")
+    pts = np.argwhere(np.asarray(brain.dataobj) > 0)[::50]
+    world = (brain.affine @ np.c_[pts, np.ones(len(pts))].T).T[:, :3]
+    lps = world @ LPS.T
+    frame = pd.DataFrame({"x": lps[:, 0], "y": lps[:, 1], "z": lps[:, 2]})
+    planted = json.loads((truth_dir / "transforms.json").read_text())["sequences"]
+    errors = {}
+    for seq, spec in planted.items():
+        xfm = sd / "prep" / "xfm" / f"{seq}_to_{reference}.mat"
+        if seq == reference or not xfm.exists():
+            continue
+        est = (
+            ants.apply_transforms_to_points(3, frame, [str(xfm)])[["x", "y", "z"]].to_numpy()
+            @ LPS.T
+        )
+        true = (np.array(spec["matrix"]) @ np.c_[world, np.ones(len(world))].T).T[:, :3]
+        errors[seq] = float(np.linalg.norm(est - true, axis=1).mean())
+    return errors
+
+
+HABITAT_NAMES = ("hypervascular_cellular", "hypovascular_cellular", "nonviable")
+
+
+def habitat_fraction_table(results: Path, truth_root: Path) -> pd.DataFrame:
+    """Measured and planted habitat fractions side by side, one row per session."""
+    rows = []
+    for truth_file in sorted(truth_root.glob("*/sub-*/ses-*/habitat_fractions.tsv")):
+        t = pd.read_csv(truth_file, sep="\t", dtype={"subject": str, "session": str}).iloc[0]
+        ours_file = (results / t["cohort"] / f"sub-{t['subject']}" / f"ses-{t['session']}"
+                     / "habitats" / "habitat_fractions.tsv")  # fmt: skip
+        if not ours_file.exists() or ours_file.stat().st_size == 0:
+            continue
+        ours = pd.read_csv(ours_file, sep="\t").iloc[0]
+        row = {"cohort": t["cohort"], "subject": t["subject"], "session": t["session"]}
+        for name in HABITAT_NAMES:
+            row[f"truth_{name}"] = t[f"frac_{name}"]
+            row[f"ours_{name}"] = ours.get(f"habitat__{name}__fraction", np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def habitat_correlations(table: pd.DataFrame) -> dict[str, float]:
+    """Pearson r between measured and planted fraction, per habitat."""
+    out = {}
+    for name in HABITAT_NAMES:
+        pair = table[[f"truth_{name}", f"ours_{name}"]].dropna()
+        out[name] = (
+            float(np.corrcoef(pair.iloc[:, 0], pair.iloc[:, 1])[0, 1]) if len(pair) > 2 else np.nan
+        )
+    return out
+
+
+def score_run(results: Path, truth_root: Path) -> pd.DataFrame:
+    """Segmentation and co-registration scores of every session that has truth."""
+    rows = []
+    for truth_dir in sorted(truth_root.glob("*/sub-*/ses-*")):
+        cohort, sub, ses = truth_dir.parts[-3], truth_dir.parts[-2], truth_dir.parts[-1]
+        sd = results / cohort / sub / ses
+        if (sd / "qc" / "failure.json").exists() or not (
+            sd / "seg" / "tumor_labels.nii.gz"
+        ).exists():
+            rows.append(
+                {"cohort": cohort, "subject": sub[4:], "session": ses[4:], "status": "missing"}
+            )
+            continue
+        row = {"cohort": cohort, "subject": sub[4:], "session": ses[4:], "status": "ok"}
+        row |= segmentation_scores(sd, truth_dir)
+        errs = coregistration_errors(sd, truth_dir)
+        row["coreg_mean_mm"] = float(np.mean(list(errs.values()))) if errs else np.nan
+        row["coreg_max_mm"] = float(np.max(list(errs.values()))) if errs else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,164 @@
+"""Reliability (all stages): bad inputs fail only their own subject, with one clear message.
+
+One workflow run holds the clean tiny demo (demo_a: 2 subjects; demo_b: 1 DICOM subject with
+fake PHI) and extra cohorts whose subjects each carry one kind of bad input, built here by
+damaging copies of generated demo images (tests/reliability_helpers.py). The run must exit 0 with
+--keep-going, list every bad input once in results/qc/failures.tsv (naming subject and file),
+leave the clean subjects' outputs byte-identical to a clean run of demo_a alone (the resume
+test's run), and write no PHI anywhere under results/.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import reliability_helpers as rh
+
+from radiogenomics.cohort.aggregate import label_failures
+from radiogenomics.io import read_json
+
+slow = pytest.mark.slow  # the workflow-run tests; the table test below is fast
+
+# Bad subject -> (cohort, what must appear in the failure's file column, words of its message).
+IMAGE_FAILURES = {
+    "C01": ("bad_nifti", "C01_t1ce.nii.gz", ["cannot read", "t1ce"]),
+    "C02": ("bad_nifti", "C02_t2.nii.gz", ["cannot read", "t2"]),
+    "C03": ("bad_nifti", "bad_nifti", ["required sequence flair"]),
+    "C04": ("bad_nifti", "C04_flair.nii.gz", ["flair", "field-of-view"]),
+    "L01": ("bad_seg", "L01_labels.nii.gz", ["labels are empty"]),
+    "L02": ("bad_seg", "L02_labels.nii.gz", ["[7]", "not allowed"]),
+    "D01": ("bad_dicom", "bad_dicom/D01/01", ["flair", "not an image", "sr_report.dcm"]),
+}
+# Labels-table problems: subject -> (cohort, words of the message).
+LABEL_FAILURES = {
+    "N01": ("bad_nifti", ["duplicate subject ID"]),
+    "Z99": ("bad_nifti", ["no images"]),
+}
+KINDS = len(IMAGE_FAILURES) + len(LABEL_FAILURES) + 1  # + the NaN-filled ADC map
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """(resumed clean run dir, bad-input run dir, bad run's exit code, its seconds)."""
+    base = tmp_path_factory.getbasetemp()
+    bad = rh.bad_input_run(base)
+    clean = rh.resume_run(base)
+    assert clean["rc"] == 0, rh.log_tail(clean["dir"])
+    return clean["dir"], bad["dir"], bad["rc"], bad["seconds"]
+
+
+@pytest.fixture(scope="module")
+def failures(runs) -> pd.DataFrame:
+    _, work, rc, _ = runs
+    assert rc == 0, rh.log_tail(work)
+    return pd.read_csv(work / rh.FAILURES, sep="\t", dtype=str, keep_default_na=False)
+
+
+@slow
+def test_run_exits_zero_with_keep_going(runs):
+    _, work, rc, seconds = runs
+    assert rc == 0, rh.log_tail(work)
+    print(f"bad-input run: {seconds:.0f} s")
+
+
+@slow
+def test_each_bad_image_input_fails_once_naming_subject_and_file(failures):
+    for subject, (cohort, file_part, words) in IMAGE_FAILURES.items():
+        rows = failures[(failures.cohort == cohort) & (failures.subject == subject)]
+        assert len(rows) == 1, (subject, rows.to_dict("records"))
+        row = rows.iloc[0]
+        assert file_part in row["file"], (subject, row.to_dict())
+        assert row["stage"] and row["stage"] != "labels", row.to_dict()
+        for word in words:
+            assert word.lower() in row["message"].lower(), (subject, word, row.to_dict())
+        # One line a person can read, not a traceback.
+        assert "\n" not in row["message"] and "Traceback" not in row["message"]
+
+
+@slow
+def test_label_table_problems_are_listed_in_failures(failures):
+    for subject, (cohort, words) in LABEL_FAILURES.items():
+        rows = failures[(failures.cohort == cohort) & (failures.subject == subject)]
+        assert len(rows) == 1, (subject, rows.to_dict("records"))
+        row = rows.iloc[0]
+        assert row["stage"] == "labels" and "labels.tsv" in row["file"], row.to_dict()
+        for word in words:
+            assert word.lower() in row["message"].lower(), (subject, word, row.to_dict())
+
+
+@slow
+def test_no_clean_subject_is_listed_as_failed(failures):
+    expected = set(IMAGE_FAILURES) | set(LABEL_FAILURES)
+    assert set(failures.subject) == expected, failures.to_dict("records")
+    assert len(expected) + 1 == KINDS >= 10
+
+
+@slow
+def test_nan_map_gives_nan_features_with_reason_not_a_failure(runs):
+    _, work, _, _ = runs
+    sd = work / "results" / "bad_nifti" / "sub-N01" / "ses-01"
+    assert not (sd / "qc" / "failure.json").exists()
+    hist = pd.read_csv(sd / "features" / "histogram.tsv", sep="\t")
+    adc = [c for c in hist.columns if c.startswith("histogram__adc__")]
+    t1ce = [c for c in hist.columns if c.startswith("histogram__t1ce__whole_tumor__")]
+    assert adc and t1ce
+    assert hist[adc].isna().all(axis=None)
+    assert hist[t1ce].notna().all(axis=None)
+    assert "adc" in str(hist["qc_reason"].iloc[0]).lower()
+    merged = pd.read_csv(
+        work / "results" / "cohort" / "features.tsv", sep="\t", dtype={"subject": str}
+    )
+    assert ((merged.cohort == "bad_nifti") & (merged.subject == "N01")).sum() == 1
+
+
+@slow
+def test_clean_subjects_are_byte_identical_to_a_clean_run(runs):
+    clean, work, _, _ = runs
+    ref, bad = rh.result_files(clean), rh.result_files(work)
+    for subject in rh.CLEAN_SUBJECTS:
+        prefix = f"results/demo_a/sub-{subject}/"
+        feats = [k for k in ref if k.startswith(prefix + "ses-01/features/")]
+        assert len(feats) >= 5, feats
+        assert rh.differing(ref, bad, prefix) == []
+    merged = pd.read_csv(work / "results" / "cohort" / "features.tsv", sep="\t", dtype=str)
+    got = set(zip(merged.cohort, merged.subject, strict=True))
+    assert {("demo_a", s) for s in rh.CLEAN_SUBJECTS} | {("demo_b", "B001")} <= got
+
+
+@slow
+def test_failed_subjects_leave_markers_and_no_partial_files(runs):
+    _, work, _, _ = runs
+    for subject, (cohort, _, _) in IMAGE_FAILURES.items():
+        marker = work / "results" / cohort / f"sub-{subject}" / "ses-01" / "qc" / "failure.json"
+        rec = read_json(marker)
+        assert rec["subject"] == subject and rec["cohort"] == cohort
+    assert rh.temp_leftovers(work) == []
+
+
+@slow
+def test_no_phi_in_any_output(runs):
+    _, work, _, _ = runs
+    phi = (work / "resources/demo/truth/phi_strings.txt").read_text().splitlines()
+    assert "FAKEPHI^JANE" in phi and len(phi) >= 6
+    # The DICOM subject went through the whole chain, so there is something to scan.
+    assert (work / "results/demo_b/sub-B001/ses-01/features/radiomics.tsv").stat().st_size > 0
+    assert list((work / "results").rglob("*.png")), "no PNG written to scan"
+    assert rh.phi_hits(work, phi) == []
+
+
+def test_label_failures_lists_table_problems_and_labels_without_images(tmp_path):
+    issues = tmp_path / "c_issues.tsv"
+    issues.write_text(
+        "cohort\trow\tcolumn\tvalue\tmessage\tfile\n"
+        "c\t4\tsubject\tS1\tduplicate subject ID (first at row 2)\tlab.tsv\n"
+        "c\t3\tidh\tmaybe\tnot in vocabulary ['mutant', 'wildtype']\tlab.tsv\n"
+    )
+    labels = pd.DataFrame({"cohort": ["c", "c", "ft"], "subject": ["S2", "S9", "F1"]})
+    subjects = pd.DataFrame({"cohort": ["c", "c"], "subject": ["S1", "S2"]})
+    out = label_failures({"c": issues}, labels, subjects, {"c": "lab.tsv"}, skip_cohorts=["ft"])
+    assert out["stage"].tolist() == ["labels"] * 3
+    assert out["subject"].tolist() == ["S1", "", "S9"]
+    assert "row 4" in out["message"][0] and "duplicate" in out["message"][0]
+    assert "column idh" in out["message"][1] and "'maybe'" in out["message"][1]
+    assert out["message"][2] == "labels present but no images found for this subject"
+    assert (out["file"] == "lab.tsv").all()
