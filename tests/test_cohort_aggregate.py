@@ -97,7 +97,9 @@ def test_merge_labels_and_rule_entry(tmp_path: Path) -> None:
         "labels_without_features": 1,
         "features": 3,
     }
-    assert read_tsv(tmp_path / "out/failures.tsv").empty
+    failures = read_tsv(tmp_path / "out/failures.tsv", dtype=str)
+    # s7 has labels but no images: listed as a labels problem, never silently dropped.
+    assert failures[["subject", "stage"]].values.tolist() == [["s7", "labels"]]
 
 
 def test_ucsf_pdgm_feature_table_cohort(shared_data: Path) -> None:

@@ -46,7 +46,9 @@ rule aggregate_features:
     input:
         features=COH_FEATURE_INPUTS,
         labels=expand("results/{cohort}/labels.tsv", cohort=list(COHORTS)),
-        label_issues=expand("results/qc/labels/{cohort}_issues.tsv", cohort=list(COHORTS)),
+        label_issues=expand(
+            "results/qc/labels/{cohort}_issues.tsv", cohort=list(COHORTS)
+        ),
     output:
         features="results/cohort/features.tsv",
         labels="results/cohort/labels.tsv",

@@ -346,8 +346,13 @@ if HAS_MARKERS:
             mem_mb=1000,
             runtime=5,
         params:
-            markers_root="results/markers",
-            validation_root="results/validation",
+            # The stage folders sit beside the report folder: results/{markers,validation}.
+            markers_root=lambda w, output: str(
+                Path(output.table).parent.parent / "markers"
+            ),
+            validation_root=lambda w, output: str(
+                Path(output.table).parent.parent / "validation"
+            ),
         script:
             "../../scripts/report_markers.py"
 
