@@ -109,7 +109,7 @@ rule harmonise_features:
     output:
         harmonised=report(
             "results/cohort/features_harmonized.tsv",
-            category="Cohort",
+            category="Features",
             subcategory="Features",
             labels={"table": "ComBat-harmonised features (display)"},
         ),
