@@ -29,3 +29,11 @@ def resolve_project_files(config: dict, basedir: str) -> None:
         candidate = os.path.join(basedir, value)
         if os.path.exists(candidate):
             config[section][key] = candidate
+
+
+def float_params(cls, cfg: dict | None):
+    """A frozen dataclass of float thresholds from a config mapping, ignoring unrelated keys."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: float(v) for k, v in (cfg or {}).items() if k in names})

@@ -17,7 +17,7 @@ within `cortex_mm` of the brain-mask surface.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from radiogenomics.config import float_params
 from radiogenomics.features.common import prefixed, spacing_mm, voxel_volume_ml
 
 FAMILY = "location"
@@ -56,8 +57,7 @@ class LocationParams:
     @classmethod
     def from_config(cls, cfg: Mapping | None) -> LocationParams:
         """Build from a config mapping, ignoring unrelated keys."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: float(v) for k, v in (cfg or {}).items() if k in names})
+        return float_params(cls, cfg)
 
 
 def lobe_labels(mni: np.ndarray) -> np.ndarray:

@@ -23,12 +23,13 @@ depend on the normalisation method upstream:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from radiogenomics.config import float_params
 from radiogenomics.features.common import prefixed, spacing_mm
 
 FAMILY = "mismatch"
@@ -61,8 +62,7 @@ class MismatchParams:
     @classmethod
     def from_config(cls, cfg: Mapping | None) -> MismatchParams:
         """Build from a config mapping, ignoring keys that are not thresholds."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: float(v) for k, v in (cfg or {}).items() if k in names})
+        return float_params(cls, cfg)
 
 
 def robust_z(arr: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -66,6 +66,15 @@ def check_provided_labels(data: np.ndarray, convention: str, file: str | Path) -
         )
 
 
+def _where(cohort: dict, seq: str) -> str:
+    """How the layout looks for a sequence, for error messages."""
+    if cohort["layout"] == "brats":
+        return f"file pattern {cohort['patterns'].get(seq, seq)!r}"
+    if cohort["layout"] == "bids":
+        return f"suffix _{cohort['bids_suffixes'].get(seq, seq)}.nii.gz"
+    return f"a row with sequence {seq!r} in {cohort.get('table', 'the table')}"
+
+
 def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path) -> dict:
     """Canonicalise the session's images into `out_dir` (= `{sd}/anat`); return the manifest."""
     out_dir = Path(out_dir)
@@ -90,8 +99,7 @@ def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path
         for seq in required:
             if seq not in sources:
                 raise SubjectError(
-                    f"required sequence {seq} not found (looked for "
-                    f"{cohort.get('patterns', cohort.get('bids_suffixes', {})).get(seq, seq)})",
+                    f"required sequence {seq} not found (looked for {_where(cohort, seq)})",
                     stage="intake",
                     file=row["source_dir"],
                 )
