@@ -177,6 +177,18 @@ def design_matrix(df: pd.DataFrame, feats: list[str], strategy: Strategy, batch:
     return pd.concat([X, clin, df[[batch]].astype(str)], axis=1)
 
 
+def strategy_pipeline(strategy: Strategy, settings: Mapping[str, Any], batch: str):
+    """The strategy's unfitted Pipeline, the same for cross-validation and the final refit."""
+    return build_pipeline(
+        strategy.model,
+        batch=batch,
+        combat=bool(settings["combat"]["enabled"]),
+        k_best=strategy.k_best,
+        n_clinical=len(strategy.covariates),
+        seed=int(settings["seed"]),
+    )
+
+
 def _status_row(strategy: Strategy, status: str, message: str, **extra) -> dict[str, Any]:
     row = {c: np.nan for c in METRIC_COLUMNS}
     row.update(marker=strategy.marker, strategy=strategy.name, model=strategy.model)
@@ -302,14 +314,7 @@ def run_strategy(
         return _status_row(strategy, "too_few_per_class", reason)
     X = design_matrix(df, feats, strategy, batch)
     seed = int(settings["seed"])
-    pipe = build_pipeline(
-        strategy.model,
-        batch=batch,
-        combat=bool(settings["combat"]["enabled"]),
-        k_best=strategy.k_best,
-        n_clinical=len(strategy.covariates),
-        seed=seed,
-    )
+    pipe = strategy_pipeline(strategy, settings, batch)
     res = nested_cv(
         pipe,
         dict(strategy.grid),
@@ -409,14 +414,7 @@ def marker_summary(
         batch = settings["combat"]["batch_column"]
         X = design_matrix(df, feats, s, batch)
         seed = int(settings["seed"])
-        pipe = build_pipeline(
-            s.model,
-            batch=batch,
-            combat=bool(settings["combat"]["enabled"]),
-            k_best=s.k_best,
-            n_clinical=len(s.covariates),
-            seed=seed,
-        )
+        pipe = strategy_pipeline(s, settings, batch)
         cv = settings["cv"]
         observed = float(summary.loc[summary["selected"], "auc_mean_repeats"].iloc[0])
         control = permutation_control(

@@ -7,23 +7,6 @@ import pandas as pd
 
 from radiogenomics.intake.discover import build_subject_table
 
-STAGES = [
-    "demo",
-    "intake",
-    "preprocess",
-    "skullstrip",
-    "segment",
-    "qc",
-    "features",
-    "habitats",
-    "cohort",
-    "markers",
-    "unsupervised",
-    "survival",
-    "validation",
-    "report",
-]
-
 SD = "results/{cohort}/sub-{subject}/ses-{session}"
 COHORTS = {c["name"]: c for c in config["cohorts"]}
 

@@ -48,7 +48,8 @@ rule coregister_to_reference:
         "subject"
     conda:
         "../../envs/imaging.yaml"
-    threads: 2
+    # One thread: seed_ants pins ITK to one thread so registrations are repeatable.
+    threads: 1
     resources:
         mem_mb=3000,
         runtime=30,
@@ -84,7 +85,8 @@ rule register_to_atlas:
         "subject"
     conda:
         "../../envs/imaging.yaml"
-    threads: 2
+    # One thread: seed_ants pins ITK to one thread so registrations are repeatable.
+    threads: 1
     resources:
         mem_mb=3000,
         runtime=40 if ATLAS_SYN else 15,
