@@ -1,10 +1,11 @@
-"""Rule segment_tumor: prep sequences, brain mask (+ provided labels) -> seg/tumor_labels.nii.gz."""
+"""Rule segment_tumor: prep sequences, brain mask (+ provided labels) -> tumour labels and ROIs."""
 
 from pathlib import Path
 
 from radiogenomics.io import read_json
+from radiogenomics.paths import ROIS
 from radiogenomics.runner import run_subject_step
-from radiogenomics.segmentation import segment_tumor
+from radiogenomics.segmentation import segment_tumor, write_rois
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -27,6 +28,8 @@ def main():
         seed=sm.params.seed,
         threads=sm.threads,
     )
+    rois = {roi: getattr(sm.output, roi) for roi in ROIS}
+    write_rois(sm.output.labels, sm.input.brain, rois, sm.params.rings_mm)
 
 
 if __name__ == "__main__":  # Snakemake runs this as __main__; spawned workers must not rerun it

@@ -14,57 +14,15 @@ FEAT_ROIS = {
     )
 }
 FEAT_PERTURB = bool(FEAT["perturbation"]["enabled"])
+# The cheap families share one job: one Python start-up per subject instead of five, and a
+# smaller DAG for large cohorts. Radiomics (minutes, GBs at 1 mm) keeps its own job.
+LESION_FAMILIES = [fam for fam in FEAT["families"] if fam != "radiomics"]
+LESION_OUTPUTS = {fam: f"{SD}/features/{fam}.tsv" for fam in LESION_FAMILIES}
+if FEAT_PERTURB:
+    LESION_OUTPUTS["perturbed"] = f"{SD}/features/perturbed.tsv"
 
 if FEAT_PERTURB:
     COHORT_TARGETS["features"] = subject_paths(f"{SD}/features/perturbed.tsv")
-
-
-rule extract_lesion_wide:
-    input:
-        **FEAT_ROIS,
-        manifest=f"{SD}/prep/manifest.json",
-    output:
-        table=f"{SD}/features/lesion_wide.tsv",
-    log:
-        "logs/extract_lesion_wide/{cohort}_{subject}_{session}.log",
-    benchmark:
-        "benchmarks/rules/extract_lesion_wide/{cohort}_{subject}_{session}.tsv"
-    group:
-        "subject"
-    conda:
-        "../../envs/radiomics.yaml"
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=10,
-    params:
-        features=FEAT,
-    script:
-        "../../scripts/extract_lesion_wide.py"
-
-
-rule extract_histogram:
-    input:
-        **FEAT_ROIS,
-        manifest=f"{SD}/prep/manifest.json",
-    output:
-        table=f"{SD}/features/histogram.tsv",
-    log:
-        "logs/extract_histogram/{cohort}_{subject}_{session}.log",
-    benchmark:
-        "benchmarks/rules/extract_histogram/{cohort}_{subject}_{session}.tsv"
-    group:
-        "subject"
-    conda:
-        "../../envs/radiomics.yaml"
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=10,
-    params:
-        features=FEAT,
-    script:
-        "../../scripts/extract_histogram.py"
 
 
 rule extract_radiomics:
@@ -96,82 +54,40 @@ rule extract_radiomics:
         "../../scripts/extract_radiomics.py"
 
 
-rule extract_perturbed:
-    input:
-        **FEAT_ROIS,
-        manifest=f"{SD}/prep/manifest.json",
-        brain_mask=f"{SD}/prep/brain_mask.nii.gz",
-        radiomics_perturbed=(
-            f"{SD}/features/radiomics_perturbed.tsv"
-            if FEAT["perturbation"]["radiomics"] and "radiomics" in FEAT["families"]
-            else []
-        ),
-    output:
-        table=f"{SD}/features/perturbed.tsv",
-    log:
-        "logs/extract_perturbed/{cohort}_{subject}_{session}.log",
-    benchmark:
-        "benchmarks/rules/extract_perturbed/{cohort}_{subject}_{session}.tsv"
-    group:
-        "subject"
-    conda:
-        "../../envs/radiomics.yaml"
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=10,
-    params:
-        features=FEAT,
-    script:
-        "../../scripts/extract_perturbed.py"
+if LESION_OUTPUTS:
 
-
-rule extract_mismatch:
-    input:
-        **FEAT_ROIS,
-        manifest=f"{SD}/prep/manifest.json",
-        brain_mask=f"{SD}/prep/brain_mask.nii.gz",
-    output:
-        table=f"{SD}/features/mismatch.tsv",
-    log:
-        "logs/extract_mismatch/{cohort}_{subject}_{session}.log",
-    benchmark:
-        "benchmarks/rules/extract_mismatch/{cohort}_{subject}_{session}.tsv"
-    group:
-        "subject"
-    conda:
-        "../../envs/radiomics.yaml"
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=10,
-    params:
-        features=FEAT,
-    script:
-        "../../scripts/extract_mismatch.py"
-
-
-rule extract_location:
-    input:
-        **FEAT_ROIS,
-        manifest=f"{SD}/prep/manifest.json",
-        brain_mask=f"{SD}/prep/brain_mask.nii.gz",
-        transform=f"{SD}/prep/to_template_affine.mat",
-    output:
-        table=f"{SD}/features/location.tsv",
-    log:
-        "logs/extract_location/{cohort}_{subject}_{session}.log",
-    benchmark:
-        "benchmarks/rules/extract_location/{cohort}_{subject}_{session}.tsv"
-    group:
-        "subject"
-    conda:
-        "../../envs/radiomics.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        features=FEAT,
-    script:
-        "../../scripts/extract_location.py"
+    rule extract_lesion_features:
+        input:
+            **FEAT_ROIS,
+            manifest=f"{SD}/prep/manifest.json",
+            brain_mask=f"{SD}/prep/brain_mask.nii.gz",
+            transform=(
+                f"{SD}/prep/to_template_affine.mat"
+                if "location" in LESION_FAMILIES
+                else []
+            ),
+            radiomics_perturbed=(
+                f"{SD}/features/radiomics_perturbed.tsv"
+                if FEAT_PERTURB
+                and FEAT["perturbation"]["radiomics"]
+                and "radiomics" in FEAT["families"]
+                else []
+            ),
+        output:
+            **LESION_OUTPUTS,
+        log:
+            "logs/extract_lesion_features/{cohort}_{subject}_{session}.log",
+        benchmark:
+            "benchmarks/rules/extract_lesion_features/{cohort}_{subject}_{session}.tsv"
+        group:
+            "subject"
+        conda:
+            "../../envs/radiomics.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=20,
+        params:
+            features=FEAT,
+        script:
+            "../../scripts/extract_lesion_features.py"

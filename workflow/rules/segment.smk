@@ -1,4 +1,4 @@
-"""Segmentation stage (imaging chain): tumour labels per subject/session, then the seven ROI masks."""
+"""Segmentation stage (imaging chain): tumour labels and the seven ROI masks per subject/session."""
 
 from radiogenomics.paths import ROIS, subject_seed
 from radiogenomics.segmentation import segment_rule_inputs, validate_nnunet_model_folder
@@ -21,7 +21,9 @@ rule segment_tumor:
             )
         ),
     output:
+        **{roi: f"{SD}/seg/rois/{roi}.nii.gz" for roi in ROIS},
         labels=f"{SD}/seg/tumor_labels.nii.gz",
+        # ROI masks are derived in the same job: they need only the labels and the brain mask.
     log:
         "logs/segment_tumor/{cohort}_{subject}_{session}.log",
     benchmark:
@@ -41,29 +43,6 @@ rule segment_tumor:
         ),
         config=config["segmentation"],
         seed=lambda wc: subject_seed(config["seed"], wc.cohort, wc.subject, wc.session),
-    script:
-        "../../scripts/segment_tumor.py"
-
-
-rule derive_rois:
-    input:
-        labels=f"{SD}/seg/tumor_labels.nii.gz",
-        brain=f"{SD}/prep/brain_mask.nii.gz",
-    output:
-        **{roi: f"{SD}/seg/rois/{roi}.nii.gz" for roi in ROIS},
-    log:
-        "logs/derive_rois/{cohort}_{subject}_{session}.log",
-    benchmark:
-        "benchmarks/rules/derive_rois/{cohort}_{subject}_{session}.tsv"
-    group:
-        "subject"
-    conda:
-        "../../envs/imaging.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
         rings_mm=config["segmentation"]["rois"]["peritumoral_rings_mm"],
     script:
-        "../../scripts/derive_rois.py"
+        "../../scripts/segment_tumor.py"
