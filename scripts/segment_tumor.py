@@ -1,4 +1,7 @@
-"""Rule segment_tumor: prep sequences, brain mask (+ provided labels) -> seg/tumor_labels.nii.gz."""
+"""Rule segment_tumor: prep sequences, brain mask (+ provided labels) -> seg/tumor_labels.nii.gz.
+
+Also seg/tumor_labels.json: the method and, for `automated`, the core method and ADC use.
+"""
 
 from pathlib import Path
 
@@ -26,6 +29,7 @@ def main():
         anat_manifest=anat,
         seed=sm.params.seed,
         threads=sm.threads,
+        meta_path=sm.output.meta,
     )
 
 

@@ -22,6 +22,7 @@ rule segment_tumor:
         ),
     output:
         labels=f"{SD}/seg/tumor_labels.nii.gz",
+        meta=f"{SD}/seg/tumor_labels.json",
     log:
         "logs/segment_tumor/{cohort}_{subject}_{session}.log",
     benchmark:
