@@ -1,4 +1,7 @@
-"""Rule segment_tumor: prep sequences, brain mask (+ provided labels) -> tumour labels and ROIs."""
+"""Rule segment_tumor: prep sequences, brain mask (+ provided labels) -> tumour labels and ROIs.
+
+Also seg/tumor_labels.json: the method and, for `automated`, the core method and ADC use.
+"""
 
 from pathlib import Path
 
@@ -27,6 +30,7 @@ def main():
         anat_manifest=anat,
         seed=sm.params.seed,
         threads=sm.threads,
+        meta_path=sm.output.meta,
     )
     rois = {roi: getattr(sm.output, roi) for roi in ROIS}
     write_rois(sm.output.labels, sm.input.brain, rois, sm.params.rings_mm)

@@ -12,8 +12,12 @@ AFF = np.diag([1.5, 1.5, 1.5, 1.0])
 SHAPE = (48, 48, 48)
 
 
-def phantom(kind: str, seed: int):
-    """Brain with a lesion: 'mismatch', 'no_mismatch' (FLAIR bright) or 'enhancing' mismatch."""
+def phantom(kind: str, seed: int, edema_mm: float = 0.0):
+    """Brain with a lesion: 'mismatch', 'no_mismatch' (FLAIR bright) or 'enhancing' mismatch.
+
+    With `edema_mm` > 0 the returned ROI also holds a FLAIR-bright oedema shell of that width
+    (the whole tumour a segmentation gives), wider than the lesion the sign describes.
+    """
     rng = np.random.default_rng(seed)
     g = np.indices(SHAPE).astype(float)
     brain = np.sqrt(((g - 23.5) ** 2).sum(0)) < 22
@@ -30,8 +34,14 @@ def phantom(kind: str, seed: int):
     else:
         flair[lesion] = 1.6 + 0.05 * rng.standard_normal(lesion.sum())
     enhancing = lesion & (rho > 0.5) & (rho < 0.8) if kind == "enhancing" else np.zeros_like(lesion)
-    near = ~lesion & (rho < 1.4) & brain
-    return t2, flair, lesion, enhancing, brain & ~lesion & ~near
+    roi = lesion
+    if edema_mm > 0:
+        roi = brain & (rho < 1 + edema_mm / (1.5 * radius))
+        edema = roi & ~lesion
+        t2[edema] = 1.45 + 0.05 * rng.standard_normal(edema.sum())
+        flair[edema] = 1.55 + 0.05 * rng.standard_normal(edema.sum())
+    near = ~roi & (rho < 1.4 + edema_mm / (1.5 * radius)) & brain
+    return t2, flair, roi, enhancing, brain & ~roi & ~near
 
 
 def test_sign_recovers_planted_truth():
@@ -51,6 +61,18 @@ def test_sign_recovers_planted_truth():
     assert (pos["rim_present"] == 1).all()
     assert (df[df.kind == "no_mismatch"]["suppressed_fraction"] < 0.05).all()
     assert (df[df.kind == "enhancing"]["enhancing_fraction"] > 0.05).all()
+
+
+@pytest.mark.parametrize("edema_mm", [4.5, 7.5])
+def test_sign_survives_a_whole_tumour_wider_than_the_lesion(edema_mm):
+    """The ROI includes FLAIR-bright oedema around the lesion: the interior still decides."""
+    params = MismatchParams()
+    for seed in range(3):
+        t2, flair, roi, enh, normal = phantom("mismatch", seed, edema_mm)
+        m = measure_mismatch(t2, flair, roi, enh, normal, AFF, params)
+        assert m["sign"] == 1.0 and m["interior_flair_z_median"] < m["interior_t2_z_median"]
+        t2, flair, roi, enh, normal = phantom("no_mismatch", seed, edema_mm)
+        assert measure_mismatch(t2, flair, roi, enh, normal, AFF, params)["sign"] == 0.0
 
 
 def test_sign_performance_counts():

@@ -10,9 +10,11 @@ import pytest
 
 from radiogenomics.segmentation.automated import (
     AutomatedParams,
+    adc_in_mm2_per_s,
     fill_holes_2d,
     robust_z,
     segment_automated,
+    segment_automated_details,
 )
 
 SEQS = ("t1", "t1ce", "t2", "flair")
@@ -139,3 +141,82 @@ def test_params_from_config_rejects_unknown_key():
     assert AutomatedParams.from_config({"seed_high_z": 3.5}).seed_high_z == 3.5
     with pytest.raises(ValueError, match="seed_hihg_z"):
         AutomatedParams.from_config({"seed_hihg_z": 3.5})
+
+
+def nonenhancing_case(rng: np.random.Generator):
+    """The synthetic brain with a non-enhancing tumour: cellular core (restricted ADC) in oedema.
+
+    Core and oedema differ little on T1/T2/FLAIR (as in diffuse glioma); ADC in 1e-6 mm^2/s:
+    WM 750, GM 850, CSF 3000, oedema 1550, cellular core 950.
+    """
+    images, brain, truth = synthetic_case(rng)
+    core, edema = np.isin(truth, (1, 3)), truth == 2
+    truth = np.where(core, 1, truth).astype(np.uint8)
+    # Core: T1 a little darker, T2/FLAIR a little less bright than oedema, no enhancement.
+    for s, (c, e) in {"t1": (0.5, 0.55), "t1ce": (0.45, 0.5), "t2": (1.0, 1.1),
+                      "flair": (1.25, 1.35)}.items():  # fmt: skip
+        images[s][core] = c + rng.normal(0, 0.05, int(core.sum()))
+        images[s][edema] = e + rng.normal(0, 0.05, int(edema.sum()))
+    adc = np.where(images["t2"] > 1.3, 3000.0, np.where(images["t1"] > 0.85, 750.0, 850.0))
+    adc[edema], adc[core] = 1550.0, 950.0
+    adc = np.where(brain, adc + rng.normal(0, 80, adc.shape), 0).astype(np.float32)
+    return images, adc, brain, truth
+
+
+def test_nonenhancing_core_from_restricted_adc():
+    images, adc, brain, truth = nonenhancing_case(np.random.default_rng(11))
+    labels, info = segment_automated_details({**images, "adc": adc}, brain, (2.0, 2.0, 2.0))
+    assert info["adc_available"] and info["core_method"] == "adc_restricted"
+    assert dice(labels > 0, truth > 0) >= 0.85
+    assert dice(np.isin(labels, (1, 3)), truth == 1) >= 0.75
+    assert (labels == 3).sum() == 0
+    # The ADC unit does not matter (mm^2/s and 1e-3 mm^2/s give the same labels).
+    same = segment_automated({**images, "adc": adc * 1e-6}, brain, (2.0, 2.0, 2.0))
+    assert np.array_equal(same, labels)
+
+
+def test_missing_or_implausible_adc_falls_back_to_t1_t2_core():
+    images, adc, brain, truth = nonenhancing_case(np.random.default_rng(12))
+    without, info = segment_automated_details(images, brain, (2.0, 2.0, 2.0))
+    assert not info["adc_available"] and info["core_method"] == "t1_t2_mixture"
+    assert dice(without > 0, truth > 0) >= 0.85  # whole tumour does not need ADC
+    bogus, info = segment_automated_details({**images, "adc": adc * 1e3}, brain, (2.0, 2.0, 2.0))
+    assert info["core_method"].endswith("(adc unusable)")
+    assert np.array_equal(bogus, without)
+
+
+def test_adc_unit_inference():
+    normal = np.ones(1000, bool)
+    for unit in (1.0, 1e3, 1e6):
+        out = adc_in_mm2_per_s(np.full(1000, 0.8e-3 * unit, np.float32), normal)
+        assert out is not None and np.allclose(out, 0.8e-3)
+    assert adc_in_mm2_per_s(np.full(1000, 5e4, np.float32), normal) is None
+
+
+def test_enhancing_tumour_ignores_adc():
+    images, brain, truth = synthetic_case(np.random.default_rng(7))
+    adc = np.where(brain, 800.0, 0).astype(np.float32)  # restricted everywhere: must not matter
+    a = segment_automated(images, brain, (2.0, 2.0, 2.0), seed=0)
+    b, info = segment_automated_details({**images, "adc": adc}, brain, (2.0, 2.0, 2.0), seed=0)
+    assert info["core_method"] == "enhancement" and np.array_equal(a, b)
+
+
+def test_segment_tumor_records_core_method(tmp_path):
+    import json
+
+    from radiogenomics.segmentation import segment_tumor
+
+    images, adc, brain, _ = nonenhancing_case(np.random.default_rng(13))
+    aff = np.diag([2.0, 2.0, 2.0, 1.0])
+    for s, v in {**images, "adc": adc, "brain_mask": brain.astype(np.uint8)}.items():
+        nib.save(nib.Nifti1Image(v, aff), tmp_path / f"{s}.nii.gz")
+    seqs = {s: f"{s}.nii.gz" for s in SEQS}
+    for name, extra in (("with", {"adc": "adc.nii.gz"}), ("without", {})):
+        manifest = tmp_path / f"manifest_{name}.json"
+        manifest.write_text(json.dumps({"sequences": seqs | extra, "reference": "t1ce"}))
+        meta = tmp_path / f"{name}.json"
+        segment_tumor("automated", manifest, tmp_path / "brain_mask.nii.gz",
+                      tmp_path / f"{name}.nii.gz", meta_path=meta)  # fmt: skip
+        info = json.loads(meta.read_text())
+        assert info["method"] == "automated" and info["adc_available"] == (name == "with")
+        assert info["core_method"] == ("adc_restricted" if name == "with" else "t1_t2_mixture")

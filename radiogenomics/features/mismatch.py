@@ -7,17 +7,31 @@ normalised T2/FLAIR, on a robust z-scale of the subject's own normal-appearing b
 minus whole tumour and near peritumoral ring; median and 1.4826 x MAD), so the result does not
 depend on the normalisation method upstream:
 
-- T2-hyperintense lesion H = whole tumour voxels with T2 z > `t2_hyper_z`;
-  `t2_hyper_fraction` = |H| / |whole tumour| (criterion 1, >= `min_t2_hyper_fraction`).
-- A voxel of H is FLAIR-suppressed when its FLAIR z < `suppression_ratio` x its T2 z (FLAIR
-  signal well below what the T2 signal predicts, as in free-water-like tumour);
-  `suppressed_fraction` over H, `core_suppressed_fraction` over the core of H (voxels deeper than
-  `rim_width_mm` from the lesion surface) (criterion 2, core >= `min_core_suppressed_fraction`).
-- Rim: the shell of H within `rim_width_mm` of the lesion surface; `rim_hyperintense_fraction` =
-  share of shell voxels that are FLAIR-hyperintense (z > `rim_flair_z`) and not suppressed;
-  `rim_present` when >= `min_rim_fraction` (criterion 3).
+The sign is read on the lesion's interior, not on the whole FLAIR/T2 abnormality: the whole
+tumour includes the FLAIR-bright peripheral rim (and any oedema), which would dilute the central
+suppression. Depth d = distance (mm) of a whole-tumour voxel from the tumour surface:
+
+- Interior I = whole-tumour voxels with d >= `interior_depth_fraction` x max(d) (the inner half
+  of the lesion's radius by default: the rim and oedema occupy the outer part, and the central
+  free-water-like signal is what the sign describes). Shell S = voxels with d <= `rim_width_mm`.
+- T2-hyperintense = T2 z > `t2_hyper_z`; `t2_hyper_fraction` = share of the lesion without its
+  shell (whole minus S, so the partial-volume edge does not count) that is T2-hyperintense
+  (criterion 1, homogeneous T2 signal, >= `min_t2_hyper_fraction`).
+- A T2-hyperintense voxel is FLAIR-suppressed when its FLAIR z < `suppression_ratio` x its T2 z
+  (FLAIR well below what the T2 signal predicts, as in free-water-like tumour);
+  `suppressed_fraction` over all T2-hyperintense lesion voxels, `core_suppressed_fraction` over
+  the T2-hyperintense interior (criterion 2, >= `min_core_suppressed_fraction`);
+  `interior_t2_z_median` and `interior_flair_z_median` report the interior's signal against
+  normal brain (a suppressed interior is T2-bright but FLAIR near or below normal brain).
+- Rim: `rim_hyperintense_fraction` = share of the T2-hyperintense shell voxels that are
+  FLAIR-hyperintense (z > `rim_flair_z`) and not suppressed; `rim_present` when >=
+  `min_rim_fraction` (criterion 3).
 - `enhancing_fraction` = enhancing / whole tumour volume (criterion 4, <= `max_enhancing_fraction`).
 - `sign` = 1 when all four hold, else 0 (NaN when inputs are missing).
+
+Thresholds are a priori: z = 1 is one robust SD above normal brain; a suppression ratio of 0.5
+means FLAIR carries less than half the T2 excess; 3 mm is about one to two voxels of the rim at
+the resampled 1-2 mm grid; 5 % enhancement is the "not or barely enhancing" cut of Jain 2020.
 """
 
 from __future__ import annotations
@@ -41,6 +55,8 @@ FEATURES = (
     "rim_present",
     "enhancing_fraction",
     "flair_t2_z_ratio_median",
+    "interior_t2_z_median",
+    "interior_flair_z_median",
     "lesion_ml",
     "sign",
 )
@@ -53,6 +69,7 @@ class MismatchParams:
     t2_hyper_z: float = 1.0
     suppression_ratio: float = 0.5
     rim_width_mm: float = 3.0
+    interior_depth_fraction: float = 0.5
     rim_flair_z: float = 1.0
     min_t2_hyper_fraction: float = 0.8
     min_core_suppressed_fraction: float = 0.5
@@ -74,11 +91,30 @@ def robust_z(arr: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return (arr - med) / scale
 
 
-def shell_and_core(lesion: np.ndarray, width_mm: float, spacing: tuple) -> tuple:
-    """Split a lesion mask into its outer shell (<= width_mm from outside) and its core."""
-    depth = ndimage.distance_transform_edt(lesion, sampling=spacing)
+def lesion_depth(lesion: np.ndarray, spacing: tuple) -> np.ndarray:
+    """Distance (mm) of each lesion voxel from the lesion surface (0 outside)."""
+    return ndimage.distance_transform_edt(lesion, sampling=spacing)
+
+
+def shell_and_interior(
+    lesion: np.ndarray, depth: np.ndarray, width_mm: float, interior_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Outer shell (depth <= width_mm) and interior (depth >= fraction x the maximum depth)."""
     shell = lesion & (depth <= width_mm)
-    return shell, lesion & ~shell
+    top = float(depth[lesion].max()) if lesion.any() else 0.0
+    interior = lesion & (depth >= interior_fraction * top) & ~shell
+    return shell, interior
+
+
+def frac(num: np.ndarray, den: np.ndarray) -> float:
+    """Share of the `den` voxels also in `num` (NaN for an empty denominator)."""
+    d = int(den.sum())
+    return float((num & den).sum()) / d if d else np.nan
+
+
+def median_or_nan(values: np.ndarray) -> float:
+    """Median, NaN when empty."""
+    return float(np.median(values)) if values.size else np.nan
 
 
 def measure_mismatch(
@@ -93,25 +129,25 @@ def measure_mismatch(
     """All mismatch measurements for one lesion (see the module docstring)."""
     spacing = spacing_mm(affine)
     t2z, flz = robust_z(t2, normal), robust_z(flair, normal)
+    whole = ndimage.binary_fill_holes(whole)
     n_whole = int(whole.sum())
+    depth = lesion_depth(whole, spacing)
+    shell, interior = shell_and_interior(
+        whole, depth, params.rim_width_mm, params.interior_depth_fraction
+    )
     hyper = whole & (t2z > params.t2_hyper_z)
-    n_hyper = int(hyper.sum())
     suppressed = hyper & (flz < params.suppression_ratio * t2z)
-    shell, core = shell_and_core(whole, params.rim_width_mm, spacing)
-    core_h, shell_h = core & hyper, shell & hyper
+    interior_h, shell_h = interior & hyper, shell & hyper
     rim_bright = shell_h & (flz > params.rim_flair_z) & ~suppressed
-
-    def frac(num: np.ndarray, den: np.ndarray) -> float:
-        d = int(den.sum())
-        return float(num.sum()) / d if d else np.nan
-
     out = {
-        "t2_hyper_fraction": n_hyper / n_whole if n_whole else np.nan,
+        "t2_hyper_fraction": frac(hyper, whole & ~shell),
         "suppressed_fraction": frac(suppressed, hyper),
-        "core_suppressed_fraction": frac(suppressed & core_h, core_h),
+        "core_suppressed_fraction": frac(suppressed, interior_h),
         "rim_hyperintense_fraction": frac(rim_bright, shell_h),
         "enhancing_fraction": float((enhancing & whole).sum()) / n_whole if n_whole else np.nan,
-        "flair_t2_z_ratio_median": float(np.median(flz[hyper] / t2z[hyper])) if n_hyper else np.nan,
+        "flair_t2_z_ratio_median": median_or_nan(flz[hyper] / t2z[hyper]),
+        "interior_t2_z_median": median_or_nan(t2z[interior]),
+        "interior_flair_z_median": median_or_nan(flz[interior]),
         "lesion_ml": n_whole * float(np.prod(spacing)) / 1000.0,
     }
     out["rim_present"] = float(out["rim_hyperintense_fraction"] >= params.min_rim_fraction)
@@ -121,7 +157,7 @@ def measure_mismatch(
         out["rim_present"] == 1.0,
         out["enhancing_fraction"] <= params.max_enhancing_fraction,
     )
-    # NaN comparisons are False, so a lesion too thin to have a core is sign-negative.
+    # NaN comparisons are False, so a lesion too thin to have an interior is sign-negative.
     out["sign"] = float(all(criteria))
     return {k: float(out[k]) for k in FEATURES}
 

@@ -15,8 +15,12 @@ import nibabel as nib
 import numpy as np
 
 from radiogenomics.errors import SubjectError
-from radiogenomics.io import load_nifti, read_json, save_like
-from radiogenomics.segmentation.automated import AutomatedParams, segment_automated
+from radiogenomics.io import load_nifti, read_json, save_like, write_json
+from radiogenomics.segmentation.automated import (
+    AutomatedParams,
+    segment_automated,
+    segment_automated_details,
+)
 from radiogenomics.segmentation.nnunet import (
     map_model_labels,
     predict_nnunet,
@@ -114,14 +118,20 @@ def segment_tumor(
     anat_manifest: str | Path | None = None,
     seed: int = 0,
     threads: int = 1,
+    meta_path: str | Path | None = None,
 ) -> np.ndarray:
-    """Write `seg/tumor_labels.nii.gz` (uint8 0/1/2/3 on the reference grid) and return it."""
+    """Write `seg/tumor_labels.nii.gz` (uint8 0/1/2/3 on the reference grid) and return it.
+
+    `meta_path` (optional JSON) records the method and, for `automated`, how the core was found
+    and whether an ADC map was used (without one the non-enhancing core is T1/T2-only).
+    """
     cfg = dict(config or {})
     if method not in METHODS:
         raise SubjectError(
             f"unknown segmentation method '{method}' (expected {METHODS})", stage=STAGE
         )
     _, seqs, ref_name = read_prep(prep_manifest)
+    meta: dict = {"method": method}
     ref = load_nifti(seqs[ref_name], stage=STAGE, what=f"reference {ref_name} image")
     spacing = voxel_spacing(ref.affine)
     if method == "provided":
@@ -148,13 +158,14 @@ def segment_tumor(
         images = {
             s: load_on_grid(p, ref, f"{s} image")
             for s, p in seqs.items()
-            if s in ("t1", "t1ce", "t2", "flair")
+            if s in ("t1", "t1ce", "t2", "flair", "adc")
         }
         params = AutomatedParams.from_config(cfg.get("automated"))
         try:
-            labels = segment_automated(images, brain, spacing, params, seed=seed)
+            labels, info = segment_automated_details(images, brain, spacing, params, seed=seed)
         except ValueError as exc:
             raise SubjectError(f"automated segmentation: {exc}", stage=STAGE) from exc
+        meta |= info
     else:
         nn = dict(cfg.get("nnunet") or {})
         channels = list(nn.get("channels") or ("t1", "t1ce", "t2", "flair"))
@@ -187,6 +198,8 @@ def segment_tumor(
         labels, spacing, float(cfg.get("min_tumor_ml", 0.0)), method, file=provided_labels
     )
     save_like(labels.astype(np.uint8), ref, out_path, dtype=np.uint8)
+    if meta_path is not None:
+        write_json(meta, meta_path)
     return labels
 
 
@@ -233,6 +246,7 @@ __all__ = [
     "map_model_labels",
     "resample_labels_nearest",
     "segment_automated",
+    "segment_automated_details",
     "segment_rule_inputs",
     "segment_tumor",
     "validate_nnunet_model_folder",

@@ -9,10 +9,27 @@ No trained weights. Works on the co-registered sequences (t1, t1ce, t2, flair) i
    FLAIR-bright but T1-bright too; glioma is T1-iso/hypointense). Largest component, holes filled.
 3. Whole tumour: two Gaussian mixtures on all sequences, one for normal tissue (brain far from the
    seed) and one for the tumour (the seed); voxels near the seed are assigned by the smoothed
-   log-likelihood ratio, must stay FLAIR-abnormal, connect to the seed, holes filled.
+   log-likelihood ratio, must stay FLAIR-abnormal, connect to the seed, holes filled. T2-bright
+   voxels the lesion encloses slice-wise join it even when FLAIR-dark: tumour with free-water-like
+   signal (T2-FLAIR mismatch) is FLAIR-suppressed inside its bright rim but is still lesion.
 4. Subregions: enhancing = t1ce-bright relative to t1 (outlier against normal tissue) within the
    tumour; necrosis / non-enhancing core = what enhancement encloses plus the T1-dark, T2-bright
    mixture class inside the tumour (when it separates clearly); oedema = the rest.
+5. Non-enhancing tumours with an ADC map (optional input `adc`): the cellular core is where
+   diffusion is restricted relative to vasogenic oedema. Oedema has ADC ~1.4-1.8e-3 mm^2/s,
+   cellular glioma ~0.7-1.2e-3 mm^2/s (e.g. Kono et al., AJNR 2001; Server et al., Eur Radiol
+   2009), so the a priori cut is `adc_core_max` = 1.25e-3 mm^2/s, between the two ranges. The
+   restricted voxels must lie inside the FLAIR lesion deeper than `adc_margin_mm` (normal brain,
+   ADC ~0.8e-3, also passes the cut, so partial volume at the lesion edge must not count), form
+   one compact component (largest, opened, holes filled) of at least `adc_core_min_ml`. The
+   ADC unit (mm^2/s, 1e-3 or 1e-6 mm^2/s) is inferred from the normal brain's median (normal
+   parenchyma lies near 0.8e-3 mm^2/s). This region (holes filled, so enclosed cysts count)
+   replaces the T1/T2 mixture core, diffusion being the more specific marker of cellularity.
+   Without ADC (or an implausible one) the mixture core is used, as before;
+   `segment_automated_details` says which (`core_method`). Tumours whose enhancement is under
+   `minor_enhancing_fraction` of the whole tumour (the "not or barely enhancing" cut of the
+   T2-FLAIR mismatch literature) count as non-enhancing here; enhancing tumours keep the
+   enhancement-defined core (oedema ADC can approach the cut, so ADC would over-call there).
 
 This is an approximation for cohorts without segmentations, not a replacement for expert or
 deep-learning labels; document its use with the results. Measured whole-tumour Dice against the
@@ -49,6 +66,7 @@ class AutomatedParams:
     normal_components: int = 4
     tumour_components: int = 2
     min_flair_z: float = 1.0
+    enclosed_t2_z: float = 1.0
     llr_smoothing_mm: float = 1.0
     max_samples: int = 60000
     enhancing_z: float = 2.0
@@ -58,6 +76,11 @@ class AutomatedParams:
     min_enhancing_ml: float = 0.1
     core_separation_z: float = 1.5
     core_min_fraction: float = 0.2
+    adc_core_max: float = 1.25e-3
+    adc_smoothing_mm: float = 2.0
+    adc_margin_mm: float = 3.0
+    adc_core_min_ml: float = 0.5
+    minor_enhancing_fraction: float = 0.05
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> AutomatedParams:
@@ -199,7 +222,17 @@ def refine_whole_tumour(
     tumour = keep_touching(tumour, seed)
     if not tumour.any():
         return seed
-    return ndi.binary_fill_holes(tumour) & brain
+    tumour = ndi.binary_fill_holes(tumour) & brain
+    return tumour | enclosed_t2_hyperintense(z, tumour, brain, p)
+
+
+def enclosed_t2_hyperintense(
+    z: dict[str, np.ndarray], tumour: np.ndarray, brain: np.ndarray, p: AutomatedParams
+) -> np.ndarray:
+    """T2-bright voxels the FLAIR lesion encloses slice-wise (FLAIR-suppressed tumour, mismatch)."""
+    if "t2" not in z or "flair" not in z:
+        return np.zeros_like(tumour)
+    return fill_holes_2d(tumour) & ~tumour & (z["t2"] > p.enclosed_t2_z) & brain
 
 
 def normal_tissue_z(x: np.ndarray, normal: np.ndarray) -> np.ndarray:
@@ -257,6 +290,46 @@ def nonenhancing_core(
     return ok[lab]
 
 
+ADC_UNITS = ((3e-3, 1.0), (3.0, 1e-3), (3000.0, 1e-6))  # (upper bound of brain median, unit)
+
+
+def adc_in_mm2_per_s(adc: np.ndarray, normal: np.ndarray) -> np.ndarray | None:
+    """ADC in mm^2/s, unit inferred from the normal brain's median; None if implausible."""
+    vals = adc[normal & np.isfinite(adc)]
+    if vals.size < 100:
+        return None
+    med = float(np.median(vals))
+    for upper, unit in ADC_UNITS:
+        # Normal parenchyma sits near 0.8e-3 mm^2/s: accept medians within ~0.4x-3.7x of it.
+        if 0.1 * upper <= med <= upper:
+            return (adc * unit).astype(np.float32)
+    return None
+
+
+def restricted_core(
+    adc: np.ndarray,
+    tumour: np.ndarray,
+    brain: np.ndarray,
+    normal: np.ndarray,
+    spacing: np.ndarray,
+    p: AutomatedParams,
+) -> np.ndarray | None:
+    """Cellular (diffusion-restricted) core inside the lesion; None when ADC is unusable."""
+    adc_mm2 = adc_in_mm2_per_s(adc, normal)
+    if adc_mm2 is None:
+        return None
+    # Smooth within the lesion only, so surrounding normal brain does not leak in.
+    smooth = smooth_in_mask(adc_mm2, tumour, p.adc_smoothing_mm / spacing)
+    depth = ndi.distance_transform_edt(tumour, sampling=spacing)
+    cand = tumour & (depth > p.adc_margin_mm) & (smooth < p.adc_core_max) & brain
+    cand = ndi.binary_opening(cand)
+    core = ndi.binary_fill_holes(fill_holes_2d(largest_component(cand))) & tumour
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    if core.sum() * voxel_ml < p.adc_core_min_ml:
+        return np.zeros_like(tumour)
+    return core
+
+
 def split_subregions(
     z: dict[str, np.ndarray],
     brain: np.ndarray,
@@ -265,23 +338,37 @@ def split_subregions(
     spacing: np.ndarray,
     p: AutomatedParams,
     rng: np.random.Generator,
-) -> np.ndarray:
-    """Whole tumour -> labels 1 (necrosis/non-enhancing core), 2 (oedema), 3 (enhancing)."""
+    adc: np.ndarray | None = None,
+) -> tuple[np.ndarray, str]:
+    """Whole tumour -> (labels 1/2/3, how the core was found: enhancement, adc or mixture)."""
     dist = ndi.distance_transform_edt(~tumour, sampling=spacing)
     normal = brain & (dist > p.normal_margin_mm)
     enh = enhancing_region(z, tumour, normal, spacing, p)
     enclosed = fill_holes_2d(ndi.binary_closing(enh, iterations=2)) & ~enh if enh.any() else enh
     net = nonenhancing_core(z, tumour & ~enh, p, rng)
+    method = "t1_t2_mixture"
     if enh.any():
         # With enhancement the core is what it bounds; T2-bright parts elsewhere are oedema.
         net = keep_touching(net, ndi.binary_dilation(enh | enclosed))
+        method = "enhancement"
+    # Barely enhancing tumours (a few spots) have a non-enhancing core the spots do not bound.
+    minor = enh.sum() < p.minor_enhancing_fraction * max(int(tumour.sum()), 1)
+    if adc is not None and minor:
+        restricted = restricted_core(adc, tumour, brain, normal, spacing, p)
+        if restricted is None:
+            method += " (adc unusable)"
+        elif enh.any():
+            net, method = net | restricted, method + "+adc_restricted"
+        else:
+            # Diffusion is the more specific cellularity marker; enclosed cysts are filled below.
+            net, method = restricted, "adc_restricted"
     core = ndi.binary_fill_holes(enh | enclosed | net) & brain
     whole = tumour | core
     labels = np.zeros(tumour.shape, dtype=np.uint8)
     labels[whole] = EDEMA
     labels[core] = NECROSIS
     labels[enh] = ENHANCING
-    return labels
+    return labels, method
 
 
 def segment_automated(
@@ -291,13 +378,25 @@ def segment_automated(
     params: AutomatedParams | None = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """Co-registered sequences + brain mask -> uint8 labels 0/1/2/3 on the same grid."""
+    """Co-registered sequences (+ optional `adc`) + brain mask -> uint8 labels 0/1/2/3."""
+    return segment_automated_details(images, brain, spacing, params, seed)[0]
+
+
+def segment_automated_details(
+    images: dict[str, np.ndarray],
+    brain: np.ndarray,
+    spacing: tuple[float, float, float] | np.ndarray,
+    params: AutomatedParams | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict]:
+    """As `segment_automated`, plus provenance: which core method ran and whether ADC was used."""
     p = params or AutomatedParams()
     brain = np.asarray(brain) > 0
     spacing = np.asarray(spacing, dtype=float)
     if "flair" not in images and "t2" not in images:
         raise ValueError("automated segmentation needs flair (or at least t2)")
     out = np.zeros(brain.shape, dtype=np.uint8)
+    info = {"adc_available": "adc" in images, "core_method": "none (no tumour)"}
     if brain.sum() < 1000:
         raise ValueError(f"brain mask has only {int(brain.sum())} voxels")
     # Work inside the brain's bounding box: distance transforms and filters scale with volume.
@@ -310,7 +409,13 @@ def segment_automated(
     seed_mask = detect_seed(z, b, spacing, p)
     if not seed_mask.any():
         log.warning("automated segmentation: no FLAIR/T2 hyperintense outlier found")
-        return out
+        return out, info
     tumour = refine_whole_tumour(z, b, seed_mask, spacing, p, rng)
-    out[box] = split_subregions(z, b, tumour, seed_mask, spacing, p, rng)
-    return out
+    adc = np.asarray(images["adc"], dtype=np.float32)[box] if "adc" in images else None
+    out[box], info["core_method"] = split_subregions(
+        z, b, tumour, seed_mask, spacing, p, rng, adc=adc
+    )
+    if adc is None:
+        log.warning("automated segmentation: no ADC map; non-enhancing core from T1/T2 only")
+    log.info("automated segmentation: core from %s", info["core_method"])
+    return out, info
