@@ -21,10 +21,10 @@ rule segment_tumor:
             )
         ),
     output:
+        # ROI masks are derived in the same job: they need only the labels and the brain mask.
         **{roi: f"{SD}/seg/rois/{roi}.nii.gz" for roi in ROIS},
         labels=f"{SD}/seg/tumor_labels.nii.gz",
         meta=f"{SD}/seg/tumor_labels.json",
-        # ROI masks are derived in the same job: they need only the labels and the brain mask.
     log:
         "logs/segment_tumor/{cohort}_{subject}_{session}.log",
     benchmark:
