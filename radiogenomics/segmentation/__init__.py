@@ -16,11 +16,6 @@ import numpy as np
 
 from radiogenomics.errors import SubjectError
 from radiogenomics.io import load_nifti, read_json, save_like, write_json
-from radiogenomics.segmentation.automated import (
-    AutomatedParams,
-    segment_automated,
-    segment_automated_details,
-)
 from radiogenomics.segmentation.nnunet import (
     map_model_labels,
     predict_nnunet,
@@ -160,6 +155,13 @@ def segment_tumor(
             for s, p in seqs.items()
             if s in ("t1", "t1ce", "t2", "flair", "adc")
         }
+        # Imported on use: scikit-learn/scikit-image add ~1.5 s to every Snakefile parse otherwise
+        # (and on SLURM every job parses it).
+        from radiogenomics.segmentation.automated import (
+            AutomatedParams,
+            segment_automated_details,
+        )
+
         params = AutomatedParams.from_config(cfg.get("automated"))
         try:
             labels, info = segment_automated_details(images, brain, spacing, params, seed=seed)
@@ -232,6 +234,19 @@ def write_rois(
     for name in ROI_NAMES:
         save_like(rois[name], lab_img, outputs[name], dtype=np.uint8)
     return {name: int(rois[name].sum()) for name in ROI_NAMES}
+
+
+
+_AUTOMATED = ("AutomatedParams", "segment_automated", "segment_automated_details")
+
+
+def __getattr__(name: str):
+    """Lazy re-export of the automated method's names (see `segment_tumor`)."""
+    if name in _AUTOMATED:
+        from radiogenomics.segmentation import automated
+
+        return getattr(automated, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
