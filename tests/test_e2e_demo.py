@@ -77,7 +77,7 @@ def test_habitat_fractions_follow_truth(demo_run):
     r = habitat_correlations(table)
     # Regression guards, not the acceptance (r >= 0.9, not met end to end): habitats are
     # counted in our tumour-core ROI, and the segmentation still misses non-enhancing cores and
-    # takes in oedema. Counted in the true core, the small demo's model gives r 0.95/0.99/0.99.
+    # takes in oedema. Counted in the true core, the small demo's model gives r 0.97/0.99/0.99.
     assert r["nonviable"] >= 0.6, r
     assert r["hypovascular_cellular"] >= 0.5, r
 

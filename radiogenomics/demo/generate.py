@@ -320,6 +320,6 @@ bright, T1 dark; enhancing rim on T1ce; necrosis T2 bright, FLAIR partly suppres
 a rigid misalignment per sequence, smooth multiplicative bias field, site gain/gamma/offset,
 Rician noise. ADC in 1e-6 mm^2/s (WM ~750, CSF ~3000; cellular tumour low, necrosis/oedema
 high); rCBV relative (WM ~1, GM ~2; viable habitats lognormal around hypervascular ~4 and
-hypovascular ~1.1 x their rcbv_scale_*, nonviable ~0.5, necrosis ~0.35, oedema ~0.9).
+hypovascular ~1.0 x their rcbv_scale_*, nonviable ~0.5, necrosis ~0.35, oedema ~0.9).
 Site demo_b: maps x1.06 (ADC) and x1.2 (rCBV), different gains, contrast and noise.
 """

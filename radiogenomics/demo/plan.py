@@ -32,7 +32,7 @@ DEFAULTS: dict = {
     "missing_label_fraction": 0.05,
     "idh_habitat_rcbv_ratio": 0.8,
     "viable_rcbv_sigma": 0.25,
-    "cdkn2ab_upper_tail_sigma": 0.7,
+    "cdkn2ab_upper_tail_sigma": 0.6,
     "subject_rcbv_sd": 0.1,
 }
 

@@ -52,7 +52,9 @@ ADC = {
     NONVIABLE: (1550, 180),
     "necrosis": (2300, 220),
 }
-RCBV = {"edema": 0.9, HYPERVASCULAR: 4.0, HYPOVASCULAR: 1.1, NONVIABLE: 0.5, "necrosis": 0.35}
+# Hypovascular at normal-WM level: the population boundary for low-ADC voxels lies below the
+# geometric midpoint of the two viable habitats (~1.35 x WM on the small demo).
+RCBV = {"edema": 0.9, HYPERVASCULAR: 4.0, HYPOVASCULAR: 1.0, NONVIABLE: 0.5, "necrosis": 0.35}
 
 # Site effects: gain per conventional sequence, gamma (contrast), offset, noise (fraction of WM),
 # bias-field strength, and map calibration factors (ADC, rCBV).
