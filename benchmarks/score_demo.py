@@ -23,9 +23,13 @@ def main() -> None:
     ok = scores[scores["status"] == "ok"]
     means = ok.drop(columns=["cohort", "subject", "session", "status"]).mean()
     print("\nmean:", means.round(3).to_dict())
-    print(
-        "habitat fraction r vs truth:", habitat_correlations(habitat_fraction_table(results, truth))
-    )
+    habitats = habitat_fraction_table(results, truth)
+    print("habitat fraction r vs truth:", habitat_correlations(habitats))
+    # Split by planted enhancement: the non-enhancing core depends on the segmentation most.
+    planted = pd.read_csv(truth / "planted.tsv", sep="\t", dtype={"subject": str, "session": str})
+    habitats = habitats.merge(planted[["cohort", "subject", "session", "enhancing"]])
+    for enhancing, part in habitats.groupby(habitats["enhancing"].astype(str)):
+        print(f"  enhancing={enhancing} (n={len(part)}):", habitat_correlations(part))
     try:
         tables = [
             p for p in results.glob("*/sub-*/ses-*/features/mismatch.tsv") if p.stat().st_size

@@ -118,7 +118,13 @@ def test_planted_survival_and_habitat_effects():
     first = plan[plan["session"] == "01"]
     idh = first["idh"] == "mutant"
     assert first.loc[idh, "os_days"].median() > 1.5 * first.loc[~idh, "os_days"].median()
-    assert first.loc[idh, "rcbv_scale"].median() < 0.85 * first.loc[~idh, "rcbv_scale"].median()
+    # IDH-mutant: mainly fewer hypervascular voxels, plus a modest within-habitat rCBV shift.
+    hyper = first.groupby(idh)["frac_hypervascular"].mean()
+    assert hyper[True] < hyper[False] - 0.1, hyper
+    scale = first["rcbv_scale_hypovascular"]
+    assert scale[idh].median() < 0.85 * scale[~idh].median()
+    # The shifts keep every habitat median well inside its habitat (medians 4 and 1 x WM).
+    assert (1.0 * scale).max() < 1.6 and (4.0 * first["rcbv_scale_hypervascular"]).min() > 3.0
     egfr = first["egfr"] == "amplified"
     wt = ~idh
     assert (
@@ -130,10 +136,8 @@ def test_planted_survival_and_habitat_effects():
         first.loc[wt & mgmt, "frac_hypovascular"].mean()
         > first.loc[wt & ~mgmt, "frac_hypovascular"].mean() + 0.03
     )
-    # Not trivially separable: the IDH groups overlap in rcbv_scale.
-    auc = stats.mannwhitneyu(
-        first.loc[~idh, "rcbv_scale"], first.loc[idh, "rcbv_scale"]
-    ).statistic / (idh.sum() * (~idh).sum())
+    # Not trivially separable: the IDH groups overlap in the within-habitat shift.
+    auc = stats.mannwhitneyu(scale[~idh], scale[idh]).statistic / (idh.sum() * (~idh).sum())
     assert 0.7 < auc < 0.97
     assert 0.2 < first["os_event"].mean() < 0.95  # censoring present
 
@@ -299,33 +303,46 @@ def _anatomy(row: dict):
     return _ANATOMY[key]
 
 
-def _tumour_rcbv(row: dict) -> tuple[float, np.ndarray, np.ndarray]:
-    """(core median rCBV / NAWM median, core rCBV values, core habitats), rendered unmoved."""
+def _tumour_rcbv(row: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(core rCBV / NAWM median, core habitats), rendered unmoved."""
     anat = _anatomy(row)
     images, tum, _ = simulate_session(row, anat, SEED, sequences=("rcbv",), moved=False)
     cbv = images["rcbv"]
     core = (tum.labels == 1) | (tum.labels == 3)
     nawm = (anat.fractions["wm"] > 0.95) & (tum.labels == 0)
-    return float(np.median(cbv[core]) / np.median(cbv[nawm])), cbv[core], tum.habitat[core]
+    return cbv[core] / np.median(cbv[nawm]), tum.habitat[core]
 
 
 def test_planted_marker_effects_in_images(small_plan):
     first = small_plan[small_plan["session"] == "01"]
-    ratios = {r["subject"]: _tumour_rcbv(r.to_dict())[0] for _, r in first.iterrows()}
-    mut = [ratios[s] for s in first.loc[first.idh == "mutant", "subject"]]
-    wt = [ratios[s] for s in first.loc[first.idh == "wildtype", "subject"]]
-    assert np.median(mut) < 0.85 * np.median(wt), (mut, wt)
+    cbv = {r["subject"]: _tumour_rcbv(r.to_dict()) for _, r in first.iterrows()}
+    mut = [cbv[s] for s in first.loc[first.idh == "mutant", "subject"]]
+    wt = [cbv[s] for s in first.loc[first.idh == "wildtype", "subject"]]
+    # IDH-mutant: lower viable-tumour rCBV (fewer hypervascular voxels, lower hypovascular ones).
+    viable = [[np.median(x[h != 3]) for x, h in group] for group in (mut, wt)]
+    assert np.median(viable[0]) < 0.7 * np.median(viable[1]), viable
+    hypo = [[np.median(x[h == 2]) for x, h in group] for group in (mut, wt)]
+    assert np.median(hypo[0]) < 0.9 * np.median(hypo[1]), hypo
+    # ... while every habitat keeps its side of the boundary (~2 x NAWM) in every subject.
+    for x, h in mut + wt:
+        assert np.median(x[h == 1]) > 2.5 and np.median(x[h == 2]) < 1.4
 
-    # Same tumour, only the planted CDKN2A/B tail changed: heavier upper tail of rCBV.
+    # Same tumour, only the planted CDKN2A/B tail changed: heavier upper tail of rCBV, inside
+    # the hypervascular habitat only, so no voxel changes habitat.
     base = _pick(small_plan, "demo_a", idh="wildtype", enhancing=True, midline=False, session="01")
-    _, intact, _ = _tumour_rcbv({**base, "rcbv_tail_sigma": 0.3})
-    _, deleted, _ = _tumour_rcbv({**base, "rcbv_tail_sigma": 0.6})
+    intact, hab = _tumour_rcbv({**base, "rcbv_upper_sigma": base["rcbv_sigma"]})
+    deleted, _ = _tumour_rcbv({**base, "rcbv_upper_sigma": 0.6})
     assert stats.skew(deleted) > stats.skew(intact) + 0.5
     tail = [np.percentile(x, 99) / np.median(x) for x in (intact, deleted)]
     assert tail[1] > 1.2 * tail[0]
+    assert np.median(deleted) == pytest.approx(np.median(intact), rel=0.05)
+    hyper = hab == 1
+    assert stats.skew(deleted[hyper]) > stats.skew(intact[hyper]) + 1.0
+    hypo = hab == 2
+    assert np.median(deleted[hypo]) == pytest.approx(np.median(intact[hypo]), rel=0.03)
     # H3K27-like uniformity: lower heterogeneity narrows the voxel spread within a habitat.
-    _, uniform, hab = _tumour_rcbv({**base, "heterogeneity": 0.45})
-    _, usual, _ = _tumour_rcbv({**base, "heterogeneity": 1.0})
+    uniform, hab = _tumour_rcbv({**base, "heterogeneity": 0.45})
+    usual, _ = _tumour_rcbv({**base, "heterogeneity": 1.0})
     spread = [np.std(np.log(x[(hab == 2) & (x > 0)])) for x in (uniform, usual)]
     assert spread[0] < 0.8 * spread[1]
 

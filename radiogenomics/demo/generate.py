@@ -292,7 +292,8 @@ scanner).
   - `habitat_map.nii.gz` uint8 inside the core (labels 1+3): 0 none,
     1 hypervascular_cellular (high rCBV, low ADC), 2 hypovascular_cellular (low rCBV, low ADC),
     3 nonviable (low rCBV, high ADC; includes all necrosis).
-  - `habitat_fractions.tsv`: realised habitat fractions of the core, core voxels/ml, label
+  - `habitat_fractions.tsv`: realised habitat fractions of the core (labels 1+3, the
+    habitats stage's default ROI `tumor_core`; oedema has no habitat), core voxels/ml, label
     volumes (ml).
   - `transforms.json`: per sequence the rigid RAS world-to-world `matrix` M applied (t1ce:
     identity), its `inverse`, rotation (deg, about x, y, z), translation (mm) and centre.
@@ -300,9 +301,14 @@ scanner).
 - `truth/planted.tsv`: one row per subject/session with every planted variable: markers,
   survival, `mismatch` (T2-FLAIR mismatch planted), `midline` (H3K27 midline location), tumour
   centre (template mm), radius, elongation, oedema reach, `enhancing`, `necrosis_frac`, planned
-  habitat fractions (`frac_*`), `rcbv_scale` (IDH-mutant x{cfg["idh_rcbv_ratio"]} times a
-  subject effect), `rcbv_tail_sigma` (CDKN2A/B-deleted {cfg["cdkn2ab_tail_sigma"]} vs
-  {cfg["base_tail_sigma"]}), `heterogeneity` (H3K27-altered 0.45), `adc_scale`,
+  habitat fractions (`frac_*`; IDH-mutant, MGMT-methylated and non-enhancing tumours have
+  fewer hypervascular voxels, EGFR-amplified more), `rcbv_scale_hypovascular` (within-habitat
+  rCBV factor: IDH-mutant x{cfg["idh_habitat_rcbv_ratio"]} times a small subject effect, log sd
+  {cfg["subject_rcbv_sd"]}, so voxels keep their habitat), `rcbv_scale_hypervascular` (its square
+  root: a lower rCBV moves these voxels towards the habitat boundary), `rcbv_sigma` (log sd of
+  viable rCBV), `rcbv_upper_sigma` (log sd above the median in the hypervascular habitat:
+  CDKN2A/B-deleted {cfg["cdkn2ab_upper_tail_sigma"]}, else = `rcbv_sigma`; a heavy upper
+  tail), `heterogeneity` (H3K27-altered 0.45), `adc_scale`,
   `enhancement_gain`, anatomy warp, `growth` and `delta_hypervascular` for ses-02
   (progression: the hypervascular habitat grows).
 - `truth/phi_strings.txt`: every fake PHI string in the DICOM headers (all contain `FAKEPHI`
@@ -313,6 +319,7 @@ Conventional sequences: tissue contrast relative to WM, tumour compartments (oed
 bright, T1 dark; enhancing rim on T1ce; necrosis T2 bright, FLAIR partly suppressed), PSF blur,
 a rigid misalignment per sequence, smooth multiplicative bias field, site gain/gamma/offset,
 Rician noise. ADC in 1e-6 mm^2/s (WM ~750, CSF ~3000; cellular tumour low, necrosis/oedema
-high); rCBV relative (WM ~1, GM ~2; hypervascular habitat ~4 x rcbv_scale, lognormal tail).
+high); rCBV relative (WM ~1, GM ~2; viable habitats lognormal around hypervascular ~4 and
+hypovascular ~1.0 x their rcbv_scale_*, nonviable ~0.5, necrosis ~0.35, oedema ~0.9).
 Site demo_b: maps x1.06 (ADC) and x1.2 (rCBV), different gains, contrast and noise.
 """

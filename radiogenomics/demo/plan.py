@@ -30,10 +30,10 @@ DEFAULTS: dict = {
     "root": "resources/demo",
     "idh_mutant_fraction": 0.4,
     "missing_label_fraction": 0.05,
-    "idh_rcbv_ratio": 0.6,
-    "cdkn2ab_tail_sigma": 0.6,
-    "base_tail_sigma": 0.3,
-    "subject_rcbv_sd": 0.25,
+    "idh_habitat_rcbv_ratio": 0.8,
+    "viable_rcbv_sigma": 0.25,
+    "cdkn2ab_upper_tail_sigma": 0.6,
+    "subject_rcbv_sd": 0.1,
 }
 
 # Plausible white-matter tumour centres in MNI152 mm (checked against the WM map in the tests);
@@ -145,6 +145,26 @@ def _edema_mm(rng: np.random.Generator, row: dict, idh: bool) -> float:
     return float(rng.uniform(8, 18) * (0.7 if idh else 1.0))
 
 
+def _viable_rcbv_params(rng: np.random.Generator, idh: bool, cdkn_deleted: bool, cfg: dict) -> dict:
+    """Within-habitat rCBV of the viable habitats: IDH shift, subject noise, CDKN2A/B upper tail.
+
+    rCBV is relative to normal WM, so a whole-tumour scale would move voxels across the habitat
+    definitions: the IDH effect lives mainly in the habitat composition (logits), plus a shift
+    here that stays inside each habitat, the subject noise is small and the CDKN2A/B tail widens
+    the hypervascular voxels upwards only.
+    """
+    idh_ratio = float(cfg["idh_habitat_rcbv_ratio"]) if idh else 1.0
+    log_scale = np.log(idh_ratio) + rng.normal(0, float(cfg["subject_rcbv_sd"]))
+    sigma = float(cfg["viable_rcbv_sigma"])
+    return {
+        "rcbv_scale_hypovascular": float(np.exp(log_scale)),
+        # Half the log shift: a lower rCBV moves hypervascular voxels towards the boundary.
+        "rcbv_scale_hypervascular": float(np.exp(0.5 * log_scale)),
+        "rcbv_sigma": sigma,
+        "rcbv_upper_sigma": float(cfg["cdkn2ab_upper_tail_sigma"]) if cdkn_deleted else sigma,
+    }
+
+
 def _tumour_params(rng: np.random.Generator, row: dict, cfg: dict) -> dict:
     """Geometry, habitat fractions and signal parameters of one subject's tumour (session 1)."""
     idh = row["idh"] == "mutant"
@@ -177,11 +197,7 @@ def _tumour_params(rng: np.random.Generator, row: dict, cfg: dict) -> dict:
     frac = np.array(
         [(1 - necrosis) * p[0], (1 - necrosis) * p[1], necrosis + (1 - necrosis) * p[2]]
     )
-    idh_ratio = float(cfg["idh_rcbv_ratio"]) if idh else 1.0
-    rcbv_scale = float(idh_ratio * np.exp(rng.normal(0, float(cfg["subject_rcbv_sd"]))))
-    tail = float(
-        cfg["cdkn2ab_tail_sigma"] if row["cdkn2ab"] == "deleted" else cfg["base_tail_sigma"]
-    )
+    rcbv = _viable_rcbv_params(rng, idh, row["cdkn2ab"] == "deleted", cfg)
     return {
         "centre_x": centre[0],
         "centre_y": centre[1],
@@ -196,8 +212,7 @@ def _tumour_params(rng: np.random.Generator, row: dict, cfg: dict) -> dict:
         "frac_hypervascular": frac[0],
         "frac_hypovascular": frac[1],
         "frac_nonviable": frac[2],
-        "rcbv_scale": rcbv_scale,
-        "rcbv_tail_sigma": tail,
+        **rcbv,
         # H3K27-altered: more uniform signal (less voxel-to-voxel heterogeneity).
         "heterogeneity": 0.45 if row["midline"] else float(rng.uniform(0.85, 1.15)),
         "adc_scale": float(np.exp(rng.normal(0.1 if idh else 0.0, 0.08))),

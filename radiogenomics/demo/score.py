@@ -76,7 +76,11 @@ HABITAT_NAMES = ("hypervascular_cellular", "hypovascular_cellular", "nonviable")
 
 
 def habitat_fraction_table(results: Path, truth_root: Path) -> pd.DataFrame:
-    """Measured and planted habitat fractions side by side, one row per session."""
+    """Measured and planted habitat fractions side by side, one row per session.
+
+    The truth fractions are of the true core (labels 1+3), i.e. like with like when the habitats
+    ROI is `tumor_core` (the default); `roi` records the ROI the run counted habitats in.
+    """
     rows = []
     for truth_file in sorted(truth_root.glob("*/sub-*/ses-*/habitat_fractions.tsv")):
         t = pd.read_csv(truth_file, sep="\t", dtype={"subject": str, "session": str}).iloc[0]
@@ -86,6 +90,7 @@ def habitat_fraction_table(results: Path, truth_root: Path) -> pd.DataFrame:
             continue
         ours = pd.read_csv(ours_file, sep="\t").iloc[0]
         row = {"cohort": t["cohort"], "subject": t["subject"], "session": t["session"]}
+        row["roi"] = ours.get("prov__habitat_roi", "")
         for name in HABITAT_NAMES:
             row[f"truth_{name}"] = t[f"frac_{name}"]
             row[f"ours_{name}"] = ours.get(f"habitat__{name}__fraction", np.nan)

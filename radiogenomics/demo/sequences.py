@@ -52,7 +52,9 @@ ADC = {
     NONVIABLE: (1550, 180),
     "necrosis": (2300, 220),
 }
-RCBV = {"edema": 0.9, HYPERVASCULAR: 4.0, HYPOVASCULAR: 1.1, NONVIABLE: 0.5, "necrosis": 0.35}
+# Hypovascular at normal-WM level: the population boundary for low-ADC voxels lies below the
+# geometric midpoint of the two viable habitats (~1.35 x WM on the small demo).
+RCBV = {"edema": 0.9, HYPERVASCULAR: 4.0, HYPOVASCULAR: 1.0, NONVIABLE: 0.5, "necrosis": 0.35}
 
 # Site effects: gain per conventional sequence, gamma (contrast), offset, noise (fraction of WM),
 # bias-field strength, and map calibration factors (ADC, rCBV).
@@ -103,6 +105,23 @@ def _compartments(tum: Tumour) -> dict:
     }
 
 
+def rcbv_log_offset(key, row: dict, z: np.ndarray) -> np.ndarray:
+    """log(rCBV / habitat median) of one compartment's voxels from their unit noise `z`.
+
+    Only the viable habitats carry the subject's shift (IDH, small noise) and spread, modest
+    enough that voxels stay on their habitat's side; the CDKN2A/B tail widens only the upper half
+    of the hypervascular habitat (skewed histogram, same habitat membership).
+    """
+    if key not in (HYPERVASCULAR, HYPOVASCULAR):
+        return 0.25 * z  # oedema, nonviable tissue and necrosis: narrow, no subject effect
+    sigma = float(row["rcbv_sigma"])
+    if key == HYPERVASCULAR:
+        scale, upper = row["rcbv_scale_hypervascular"], float(row["rcbv_upper_sigma"])
+    else:
+        scale, upper = row["rcbv_scale_hypovascular"], sigma
+    return np.log(float(scale)) + np.where(z > 0, upper, sigma) * z
+
+
 def tumour_maps(row: dict, tum: Tumour, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per-voxel ADC and rCBV of tumour compartments (habitat distributions + correlated noise)."""
     comp = _compartments(tum)
@@ -114,11 +133,7 @@ def tumour_maps(row: dict, tum: Tumour, rng: np.random.Generator) -> dict[str, n
     for key, mask in comp.items():
         mean, sd = ADC[key]
         adc[mask] = (mean + sd * het * z_adc[mask]) * float(row["adc_scale"])
-        # Oedema and necrosis keep a narrow spread; viable habitats carry the subject's tail
-        # (CDKN2A/B deletion: heavy upper tail), scaled by IDH status and subject effect.
-        sigma = float(row["rcbv_tail_sigma"]) if key in (HYPERVASCULAR, HYPOVASCULAR) else 0.25
-        scale = float(row["rcbv_scale"]) if key != "edema" else 1.0
-        cbv[mask] = RCBV[key] * scale * np.exp(sigma * het * z_cbv[mask])
+        cbv[mask] = RCBV[key] * np.exp(rcbv_log_offset(key, row, het * z_cbv[mask]))
     return {"adc": np.clip(adc, 50, None), "rcbv": cbv}
 
 
