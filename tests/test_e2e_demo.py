@@ -92,11 +92,12 @@ def test_habitat_fractions_follow_truth(demo_run):
     table = habitat_fraction_table(demo_run / "results", demo_run / "resources" / "demo" / "truth")
     assert len(table) >= 6
     r = habitat_correlations(table)
-    # Regression guards, not the acceptance (r >= 0.9, not met end to end): habitats are
-    # counted in our tumour-core ROI, and the segmentation still misses non-enhancing cores and
-    # takes in oedema. Counted in the true core, the small demo's model gives r 0.97/0.99/0.99.
-    assert r["nonviable"] >= 0.6, r
-    assert r["hypovascular_cellular"] >= 0.5, r
+    # Regression guards below the r >= 0.9: habitats are counted in our tumour-core ROI,
+    # which still takes in some oedema (measured here: 0.82 / 0.93 / 0.96; in the true core the
+    # small demo's model gives 0.97 / 0.99 / 0.99).
+    assert r["hypervascular_cellular"] >= 0.6, r
+    assert r["hypovascular_cellular"] >= 0.8, r
+    assert r["nonviable"] >= 0.8, r
 
 
 def test_geometry_is_kept_through_the_chain(demo_run):
