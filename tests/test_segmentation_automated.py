@@ -93,8 +93,12 @@ def synthetic_case(rng: np.random.Generator, spacing: float = 2.0):
     truth[d < 10] = 1
     # Mean intensities (t1, t1ce, t2, flair) per class: WM, GM, CSF, necrosis, oedema, enhancing.
     means = {
-        1: (1.0, 0.9, 0.4, 0.6), 2: (0.7, 0.65, 0.7, 0.8), 3: (0.2, 0.2, 1.6, 0.15),
-        "n": (0.35, 0.4, 1.4, 1.0), "e": (0.55, 0.5, 1.1, 1.35), "x": (0.55, 1.5, 0.9, 1.2),
+        1: (1.0, 0.9, 0.4, 0.6),
+        2: (0.7, 0.65, 0.7, 0.8),
+        3: (0.2, 0.2, 1.6, 0.15),
+        "n": (0.35, 0.4, 1.4, 1.0),
+        "e": (0.55, 0.5, 1.1, 1.35),
+        "x": (0.55, 1.5, 0.9, 1.2),
     }
     images = {}
     for k, s in enumerate(SEQS):

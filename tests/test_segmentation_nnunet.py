@@ -72,16 +72,26 @@ def tiny_model(tmp_path_factory):
             img = nib.Nifti1Image(chans[s], np.eye(4))
             nib.save(img, raw / "imagesTr" / f"c{i:03d}_{k:04d}.nii.gz")
         nib.save(nib.Nifti1Image(lab, np.eye(4)), raw / "labelsTr" / f"c{i:03d}.nii.gz")
-    dataset = {"channel_names": {"0": "T1ce", "1": "FLAIR"},
-               "labels": {"background": 0, "oedema": 1, "enhancing": 2},
-               "numTraining": 6, "file_ending": ".nii.gz"}
+    dataset = {
+        "channel_names": {"0": "T1ce", "1": "FLAIR"},
+        "labels": {"background": 0, "oedema": 1, "enhancing": 2},
+        "numTraining": 6,
+        "file_ending": ".nii.gz",
+    }
     (raw / "dataset.json").write_text(json.dumps(dataset))
-    env = dict(os.environ, nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "pre"),
-               nnUNet_results=str(root / "res"), nnUNet_n_proc_DA="1", nnUNet_compile="false",
-               OMP_NUM_THREADS="2")
+    env = dict(
+        os.environ,
+        nnUNet_raw=str(root / "raw"),
+        nnUNet_preprocessed=str(root / "pre"),
+        nnUNet_results=str(root / "res"),
+        nnUNet_n_proc_DA="1",
+        nnUNet_compile="false",
+        OMP_NUM_THREADS="2",
+    )
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", TRAIN], env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", TRAIN], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     print(f"nnU-Net tiny training took {time.perf_counter() - t0:.1f} s")
     return root / "res" / "Dataset990_Tiny" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
@@ -127,14 +137,23 @@ def test_nnunet_segment_tumor_runs_real_model(tiny_model, tmp_path):
         nib.save(nib.Nifti1Image(v, affine), sd / "prep" / f"{s}.nii.gz")
     nib.save(nib.Nifti1Image(np.ones(SHAPE, np.uint8), affine), sd / "prep" / "brain_mask.nii.gz")
     (sd / "prep" / "manifest.json").write_text(
-        json.dumps({"sequences": {s: f"{s}.nii.gz" for s in CHANNELS}, "reference": "t1ce"}))
-    cfg = {"min_tumor_ml": 0.0, "nnunet": {"model_folder": str(tiny_model), "folds": ["all"],
-           "checkpoint": "checkpoint_final.pth", "channels": list(CHANNELS),
-           "label_map": {"1": 2, "2": 3}}}
+        json.dumps({"sequences": {s: f"{s}.nii.gz" for s in CHANNELS}, "reference": "t1ce"})
+    )
+    cfg = {
+        "min_tumor_ml": 0.0,
+        "nnunet": {
+            "model_folder": str(tiny_model),
+            "folds": ["all"],
+            "checkpoint": "checkpoint_final.pth",
+            "channels": list(CHANNELS),
+            "label_map": {"1": 2, "2": 3},
+        },
+    }
     out = sd / "seg" / "tumor_labels.nii.gz"
     t0 = time.perf_counter()
-    labels = segment_tumor("nnunet", sd / "prep/manifest.json", sd / "prep/brain_mask.nii.gz", out,
-                           config=cfg)
+    labels = segment_tumor(
+        "nnunet", sd / "prep/manifest.json", sd / "prep/brain_mask.nii.gz", out, config=cfg
+    )
     print(f"nnU-Net prediction took {time.perf_counter() - t0:.1f} s")
     img = nib.load(out)
     assert np.array_equal(img.affine, affine) and img.shape == SHAPE

@@ -125,19 +125,34 @@ def test_segment_tumor_provided_end_to_end(tmp_path):
     affine = np.array([[1.5, 0, 0, -30], [0, 1.5, 0, -20], [0, 0, 1.5, 10], [0, 0, 0, 1]])
     sd, lab = write_subject(tmp_path, affine)
     out = sd / "seg" / "tumor_labels.nii.gz"
-    segment_tumor("provided", sd / "prep/manifest.json", sd / "prep/brain_mask.nii.gz", out,
-                  config={"min_tumor_ml": 0.5}, label_convention="brats",
-                  provided_labels=sd / "anat/provided_labels.nii.gz",
-                  anat_manifest=sd / "anat/manifest.json")
+    segment_tumor(
+        "provided",
+        sd / "prep/manifest.json",
+        sd / "prep/brain_mask.nii.gz",
+        out,
+        config={"min_tumor_ml": 0.5},
+        label_convention="brats",
+        provided_labels=sd / "anat/provided_labels.nii.gz",
+        anat_manifest=sd / "anat/manifest.json",
+    )
     img = nib.load(out)
     ref = nib.load(sd / "prep" / "t1ce.nii.gz")
     assert np.array_equal(img.affine, ref.affine)
     assert np.array_equal(img.get_sform(), ref.get_sform())
     assert img.get_data_dtype() == np.uint8
     assert np.array_equal(np.asarray(img.dataobj), lab)
-    rois = {r: sd / "seg" / "rois" / f"{r}.nii.gz" for r in (
-        "whole_tumor", "tumor_core", "enhancing", "necrosis", "edema",
-        "peritumoral_near", "peritumoral_far")}
+    rois = {
+        r: sd / "seg" / "rois" / f"{r}.nii.gz"
+        for r in (
+            "whole_tumor",
+            "tumor_core",
+            "enhancing",
+            "necrosis",
+            "edema",
+            "peritumoral_near",
+            "peritumoral_far",
+        )
+    }
     counts = write_rois(out, sd / "prep/brain_mask.nii.gz", rois)
     assert counts["enhancing"] == (lab == 3).sum() and counts["peritumoral_near"] > 0
     assert np.array_equal(nib.load(rois["enhancing"]).affine, ref.affine)
@@ -149,14 +164,23 @@ def test_segment_tumor_provided_rejects_bad_values_and_tiny_tumour(tmp_path):
     bad[5, 5, 5] = 7
     sd, _ = write_subject(tmp_path, affine, lab_raw=bad)
     with pytest.raises(SubjectError, match=r"values \[7\]"):
-        segment_tumor("provided", sd / "prep/manifest.json", sd / "prep/brain_mask.nii.gz",
-                      sd / "seg/tumor_labels.nii.gz",
-                      provided_labels=sd / "anat/provided_labels.nii.gz")
+        segment_tumor(
+            "provided",
+            sd / "prep/manifest.json",
+            sd / "prep/brain_mask.nii.gz",
+            sd / "seg/tumor_labels.nii.gz",
+            provided_labels=sd / "anat/provided_labels.nii.gz",
+        )
     tiny = np.zeros((40, 40, 40), np.int16)
     tiny[5, 5, 5] = 2
     nib.save(nib.Nifti1Image(tiny, affine), sd / "anat" / "provided_labels.nii.gz")
     with pytest.raises(SubjectError, match="min_tumor_ml"):
-        segment_tumor("provided", sd / "prep/manifest.json", sd / "prep/brain_mask.nii.gz",
-                      sd / "seg/tumor_labels.nii.gz", config={"min_tumor_ml": 0.5},
-                      provided_labels=sd / "anat/provided_labels.nii.gz")
+        segment_tumor(
+            "provided",
+            sd / "prep/manifest.json",
+            sd / "prep/brain_mask.nii.gz",
+            sd / "seg/tumor_labels.nii.gz",
+            config={"min_tumor_ml": 0.5},
+            provided_labels=sd / "anat/provided_labels.nii.gz",
+        )
     assert not (sd / "seg" / "tumor_labels.nii.gz").exists()

@@ -103,8 +103,9 @@ def cohort_overview_figure(
     label_only = counts.get("labels_without_images", pd.Series(0, index=counts.index))
     for yi, (total, lab_only) in enumerate(zip(left, label_only, strict=True)):
         if lab_only:
-            ax1.text(total, yi, f"  +{lab_only} with labels only", va="center", fontsize=8,
-                     color=NEUTRAL)
+            ax1.text(
+                total, yi, f"  +{lab_only} with labels only", va="center", fontsize=8, color=NEUTRAL
+            )
     ax1.set_yticks(y, [f"{c} ({s})" for c, s in zip(counts["cohort"], counts["site"], strict=True)])
     ax1.set_ylim(len(counts) - 0.5, -0.5)
     ax1.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -60,8 +60,14 @@ def schema_rows(schema: dict, prefix: str = "") -> list[tuple[str, str, str, str
     required = set(schema.get("required", []))
     for name, spec in (schema.get("properties") or {}).items():
         key = f"{prefix}{name}"
-        rows.append((key, type_text(spec), default_text(spec, name in required),
-                     _one_line(spec.get("description"))))
+        rows.append(
+            (
+                key,
+                type_text(spec),
+                default_text(spec, name in required),
+                _one_line(spec.get("description")),
+            )
+        )
         if spec.get("properties"):
             rows += schema_rows(spec, f"{key}.")
         items = spec.get("items")

@@ -236,7 +236,6 @@ def write_rois(
     return {name: int(rois[name].sum()) for name in ROI_NAMES}
 
 
-
 _AUTOMATED = ("AutomatedParams", "segment_automated", "segment_automated_details")
 
 

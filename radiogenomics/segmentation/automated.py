@@ -207,11 +207,13 @@ def refine_whole_tumour(
     normal = brain & (dist > p.normal_margin_mm)
     if normal.sum() < 50 * p.normal_components or seed.sum() < 20 * p.tumour_components:
         return seed
-    gn = GaussianMixture(p.normal_components, covariance_type="full", random_state=0,
-                         reg_covar=1e-3)
+    gn = GaussianMixture(
+        p.normal_components, covariance_type="full", random_state=0, reg_covar=1e-3
+    )
     gn.fit(feats[sample_indices(normal, p.max_samples, rng)])
-    gt = GaussianMixture(p.tumour_components, covariance_type="full", random_state=0,
-                         reg_covar=1e-3)
+    gt = GaussianMixture(
+        p.tumour_components, covariance_type="full", random_state=0, reg_covar=1e-3
+    )
     gt.fit(feats[sample_indices(seed, p.max_samples // 2, rng)])
     cand = np.flatnonzero(brain & (dist <= p.search_radius_mm))
     llr = np.full(seed.size, -20.0, dtype=np.float32)
