@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from radiogenomics.errors import SubjectError
+from radiogenomics.paths import ROIS
 from radiogenomics.segmentation import segment_tumor, write_rois
 from radiogenomics.segmentation.provided import (
     check_label_grid,
@@ -141,18 +142,7 @@ def test_segment_tumor_provided_end_to_end(tmp_path):
     assert np.array_equal(img.get_sform(), ref.get_sform())
     assert img.get_data_dtype() == np.uint8
     assert np.array_equal(np.asarray(img.dataobj), lab)
-    rois = {
-        r: sd / "seg" / "rois" / f"{r}.nii.gz"
-        for r in (
-            "whole_tumor",
-            "tumor_core",
-            "enhancing",
-            "necrosis",
-            "edema",
-            "peritumoral_near",
-            "peritumoral_far",
-        )
-    }
+    rois = {r: sd / "seg" / "rois" / f"{r}.nii.gz" for r in ROIS}
     counts = write_rois(out, sd / "prep/brain_mask.nii.gz", rois)
     assert counts["enhancing"] == (lab == 3).sum() and counts["peritumoral_near"] > 0
     assert np.array_equal(nib.load(rois["enhancing"]).affine, ref.affine)
