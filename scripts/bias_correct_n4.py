@@ -15,6 +15,7 @@ def main():
         sm.output.manifest,
         shrink_factor=cfg["n4_shrink_factor"],
         iterations=tuple(cfg["n4_iterations"]),
+        fit_spacing_mm=cfg["n4_fit_spacing_mm"],
         maps=tuple(sm.params.maps),
     )
 

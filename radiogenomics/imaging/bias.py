@@ -63,8 +63,26 @@ def _fill_holes_slicewise(mask: np.ndarray) -> np.ndarray:
     return mask
 
 
+def n4_shrink(
+    shape: tuple[int, ...],
+    zooms: tuple[float, ...],
+    shrink_factor: int | None = None,
+    fit_spacing_mm: float = 8.0,
+) -> int:
+    """Shrink factor for the N4 fit: the configured one, or the one that brings the finest voxel
+    axis to about `fit_spacing_mm`; capped so the shrunk image keeps >= 4 voxels on every axis."""
+    if shrink_factor is None:
+        finest = min(float(z) for z in zooms)
+        shrink_factor = max(1, int(round(fit_spacing_mm / max(finest, 1e-6))))
+    cap = min(s for s in shape if s > 1) // 4 or 1
+    return int(max(1, min(shrink_factor, cap)))
+
+
 def n4_correct(
-    img: nib.Nifti1Image, shrink_factor: int = 4, iterations: tuple[int, ...] = (50, 50, 50)
+    img: nib.Nifti1Image,
+    shrink_factor: int | None = None,
+    iterations: tuple[int, ...] = (50, 50, 50),
+    fit_spacing_mm: float = 8.0,
 ) -> np.ndarray:
     """N4-corrected voxel array of `img` (bias estimated within the head mask)."""
     import ants
@@ -75,7 +93,7 @@ def n4_correct(
     mask = head_mask(data) & (data > 0)
     if mask.sum() < 100:
         return data
-    shrink = int(max(1, min(shrink_factor, min(s for s in data.shape if s > 1) // 4 or 1)))
+    shrink = n4_shrink(data.shape, img.header.get_zooms()[:3], shrink_factor, fit_spacing_mm)
     out = ants.n4_bias_field_correction(
         to_ants(img, data),
         mask=to_ants(img, mask.astype(np.float32)),
@@ -91,14 +109,16 @@ def bias_correct_subject(
     manifest_in: str | Path,
     manifest_out: str | Path,
     *,
-    shrink_factor: int = 4,
+    shrink_factor: int | None = None,
     iterations: tuple[int, ...] = (50, 50, 50),
+    fit_spacing_mm: float = 8.0,
     maps: tuple[str, ...] = MAPS_DEFAULT,
 ) -> dict[str, str]:
     """N4 every structural sequence of a subject, copy maps unchanged; write `n4/manifest.json`."""
     upstream = read_manifest(manifest_in, stage=STAGE)
     out_dir = Path(manifest_out).parent
     written: dict[str, str] = {}
+    shrinks: dict[str, int] = {}
     for seq, path in sequence_paths(manifest_in, upstream).items():
         img = ensure_ras(load_nifti(path, stage=STAGE, what=f"{seq} image"))
         data = np.asarray(img.dataobj, dtype=np.float32)
@@ -107,11 +127,14 @@ def bias_correct_subject(
             # Quantitative maps keep their physical values: no bias correction.
             corrected = data
         else:
-            corrected = n4_correct(img, shrink_factor, tuple(iterations))
+            shrinks[seq] = n4_shrink(
+                data.shape, img.header.get_zooms()[:3], shrink_factor, fit_spacing_mm
+            )
+            corrected = n4_correct(img, shrinks[seq], tuple(iterations))
             log.info(
                 "N4 %s: shrink %d, mean ratio %.3f",
                 seq,
-                shrink_factor,
+                shrinks[seq],
                 float(corrected[data > 0].mean() / max(data[data > 0].mean(), 1e-6)),
             )
         save_on(corrected, img, out_dir / f"{seq}.nii.gz")
@@ -120,7 +143,7 @@ def bias_correct_subject(
         manifest_out,
         upstream,
         written,
-        n4_shrink_factor=shrink_factor,
+        n4_shrink_factor=shrinks,
         n4_iterations=list(iterations),
         n4_skipped=[s for s in written if s in maps],
     )
