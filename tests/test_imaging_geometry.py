@@ -207,3 +207,9 @@ def test_n4_shrink_targets_a_physical_fit_spacing():
     # The finest axis decides; thin stacks cap it so the shrunk image keeps 4 slices.
     assert n4_shrink((256, 256, 24), (0.9, 0.9, 6.0)) == 6
     assert n4_shrink((197, 233, 185), (1.0, 1.0, 1.0), shrink_factor=3) == 3
+
+
+def test_coregistration_levels_follow_physical_spacing():
+    assert RigidSettings().shrink_for((2.0, 2.0, 2.0)) == (4, 2)
+    assert RigidSettings().shrink_for((1.0, 1.0, 1.0)) == (8, 4)
+    assert RigidSettings(shrink_factors=(3, 1)).shrink_for((1.0, 1.0, 1.0)) == (3, 1)

@@ -48,7 +48,8 @@ class RigidSettings:
     sampling_rate: float = 0.1
     bins: int = 32
     iterations: tuple[int, ...] = (200, 100)
-    shrink_factors: tuple[int, ...] = (4, 2)
+    shrink_factors: tuple[int, ...] | None = None
+    level_spacing_mm: tuple[float, ...] = (8.0, 4.0)
     smoothing_sigmas: tuple[float, ...] = (2, 1)
     fallback_tolerance: float = 0.02
     min_mutual_information: float = 0.05
@@ -59,6 +60,14 @@ class RigidSettings:
         keys = {f for f in cls.__dataclass_fields__}
         vals = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k in keys}
         return cls(**vals)
+
+    def shrink_for(self, zooms: tuple[float, ...]) -> tuple[int, ...]:
+        """Shrink factor per level: the configured ones, or those bringing the finest voxel side
+        of the fixed image to `level_spacing_mm` (ANTs spares thick-slice axes)."""
+        if self.shrink_factors is not None:
+            return tuple(int(f) for f in self.shrink_factors)
+        finest = max(min(float(z) for z in zooms), 1e-6)
+        return tuple(max(1, int(round(mm / finest))) for mm in self.level_spacing_mm)
 
 
 def mutual_information(a: np.ndarray, b: np.ndarray, mask: np.ndarray, bins: int = 32) -> float:
@@ -96,6 +105,12 @@ def rigid_register(
     fx = to_ants(fixed, np.clip(np.asarray(fixed.dataobj, np.float32), 0, None))
     mv = to_ants(moving, np.clip(np.asarray(moving.dataobj, np.float32), 0, None))
     # Thick-slice data cannot be shrunk by 4 along z; ANTs clamps per axis, so this is safe.
+    shrink = settings.shrink_for(fixed.header.get_zooms()[:3])
+    if len(shrink) != len(settings.iterations):
+        raise ValueError(
+            f"co-registration: {len(settings.iterations)} levels of iterations but "
+            f"{len(shrink)} shrink factors"
+        )
     res = ants.registration(
         fixed=fx,
         moving=mv,
@@ -105,7 +120,7 @@ def rigid_register(
         aff_sampling=settings.bins,
         aff_random_sampling_rate=settings.sampling_rate,
         aff_iterations=tuple(settings.iterations),
-        aff_shrink_factors=tuple(settings.shrink_factors),
+        aff_shrink_factors=shrink,
         aff_smoothing_sigmas=tuple(settings.smoothing_sigmas),
         outprefix=str(workdir) + "/",
     )
