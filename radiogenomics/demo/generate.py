@@ -17,7 +17,15 @@ import pandas as pd
 from radiogenomics.demo import dicom_export
 from radiogenomics.demo.anatomy import HEAD_CENTRE_MNI, build_anatomy, truth_grid
 from radiogenomics.demo.plan import COHORTS, LABEL_COLUMNS, labels_table, plan_demo, resolve_config
-from radiogenomics.demo.sequences import REFERENCE, SEQUENCES, motion, render_sequence, tumour_maps
+from radiogenomics.demo.sequences import (
+    REFERENCE,
+    SEQUENCES,
+    TEXTURE_FAMILY,
+    motion,
+    render_sequence,
+    tumour_maps,
+    tumour_texture,
+)
 from radiogenomics.demo.tumour import Tumour, build_tumour, habitat_fractions
 from radiogenomics.io import atomic_path, write_json, write_tsv
 from radiogenomics.paths import subject_seed
@@ -148,6 +156,16 @@ def simulate_session(
     head_centre = (anat.mni_to_subject @ np.append(HEAD_CENTRE_MNI, 1.0))[:3]
     transforms: dict = {"reference": REFERENCE, "sequences": {}}
     images = {}
+    textures = {
+        family: tumour_texture(
+            row,
+            tum,
+            np.random.default_rng(
+                subject_seed(seed, "demo-texture", cohort, subject, session, family)
+            ),
+        )
+        for family in sorted(set(TEXTURE_FAMILY.values()))
+    }
     for seq in SEQUENCES:
         # Every sequence draws its motion and noise even when not requested, so a subset
         # renders exactly the same images as the full session.
@@ -162,7 +180,8 @@ def simulate_session(
         )
         if seq in sequences:
             xfm = np.array(mov["matrix"]) if moved else np.eye(4)
-            images[seq] = render_sequence(seq, row, cohort, anat, tum, maps, xfm, seq_rng)
+            tex = textures.get(TEXTURE_FAMILY.get(seq, ""))
+            images[seq] = render_sequence(seq, row, cohort, anat, tum, maps, xfm, seq_rng, tex)
     transforms["tumour_centre_mm"] = tum.centre_world.tolist()
     return images, tum, transforms
 

@@ -137,11 +137,22 @@ def tumour_maps(row: dict, tum: Tumour, rng: np.random.Generator) -> dict[str, n
     return {"adc": np.clip(adc, 50, None), "rcbv": cbv}
 
 
-def tumour_signal(seq: str, row: dict, tum: Tumour, rng: np.random.Generator) -> dict:
-    """Signal of each tumour compartment for a conventional sequence: {mask: values}."""
-    col = {"t1": 0, "t1ce": 1, "t2": 3, "flair": 4}[seq]
+# Sequences that image the same relaxation and so share the tumour's texture: T1 before and
+# after contrast differ only by uptake, so their subtraction shows enhancement, not texture noise.
+TEXTURE_FAMILY = {"t1": "t1", "t1ce": "t1", "t2": "t2", "flair": "flair"}
+
+
+def tumour_texture(row: dict, tum: Tumour, rng: np.random.Generator) -> np.ndarray:
+    """Multiplicative tumour texture (mean 1) of one texture family."""
     het = float(row["heterogeneity"])
-    tex = 1.0 + 0.07 * het * smooth_noise(tum.labels.shape, rng, 1.0)
+    return (1.0 + 0.07 * het * smooth_noise(tum.labels.shape, rng, 1.0)).astype(np.float32)
+
+
+def tumour_signal(seq: str, row: dict, tum: Tumour, tex: np.ndarray) -> dict:
+    """Signal of each tumour compartment for a conventional sequence: {mask: values}.
+
+    `tex` is the texture of the sequence's family (`TEXTURE_FAMILY`, from `tumour_texture`)."""
+    col = {"t1": 0, "t1ce": 1, "t2": 3, "flair": 4}[seq]
     out = {}
     for key, mask in _compartments(tum).items():
         v = np.full(int(mask.sum()), TUMOUR[key][col], np.float32)
@@ -211,8 +222,11 @@ def render_sequence(
     maps: dict,
     xfm: np.ndarray,
     rng: np.random.Generator,
+    texture: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Full acquisition of one sequence: tissue+tumour signal, PSF, motion, bias, site, noise."""
+    """Full acquisition of one sequence: tissue+tumour signal, PSF, motion, bias, site, noise.
+
+    `texture` is the tumour texture of the sequence's family (drawn from `rng` when absent)."""
     site = SITES[cohort]
     res = float(abs(anat.affine[0, 0]))
     sig = normal_signal(seq, anat)
@@ -220,7 +234,8 @@ def render_sequence(
         tmask = tum.labels > 0
         sig[tmask] = maps[seq][tmask]
     else:
-        for mask, values in tumour_signal(seq, row, tum, rng).values():
+        tex = tumour_texture(row, tum, rng) if texture is None else texture
+        for mask, values in tumour_signal(seq, row, tum, tex).values():
             sig[mask] = values
         # Site contrast (gamma) and offset act on tissue; they move with the head below.
         headfrac = np.clip(sum(anat.fractions.values()), 0, 1)
