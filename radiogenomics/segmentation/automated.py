@@ -13,8 +13,11 @@ No trained weights. Works on the co-registered sequences (t1, t1ce, t2, flair) i
    voxels the lesion encloses slice-wise join it even when FLAIR-dark: tumour with free-water-like
    signal (T2-FLAIR mismatch) is FLAIR-suppressed inside its bright rim but is still lesion.
 4. Subregions: enhancing = t1ce-bright relative to t1 (outlier against normal tissue) within the
-   tumour; necrosis / non-enhancing core = what enhancement encloses plus the T1-dark, T2-bright
-   mixture class inside the tumour (when it separates clearly); oedema = the rest.
+   tumour. The t1ce-minus-t1 subtraction first loses its smooth local baseline, estimated from
+   the brain around the lesion (`enhancing_background_mm`): N4 leaves each sequence a slightly
+   different residual bias, and a subtraction scaled by its noise reads that as enhancement over
+   whole regions. Necrosis / non-enhancing core = what enhancement encloses plus the T1-dark,
+   T2-bright mixture class inside the tumour (when it separates clearly); oedema = the rest.
 5. Non-enhancing tumours with an ADC map (optional input `adc`): the cellular core is where
    diffusion is restricted relative to vasogenic oedema. Oedema has ADC ~1.4-1.8e-3 mm^2/s,
    cellular glioma ~0.7-1.2e-3 mm^2/s (e.g. Kono et al., AJNR 2001; Server et al., Eur Radiol
@@ -25,7 +28,8 @@ No trained weights. Works on the co-registered sequences (t1, t1ce, t2, flair) i
    ADC unit (mm^2/s, 1e-3 or 1e-6 mm^2/s) is inferred from the normal brain's median (normal
    parenchyma lies near 0.8e-3 mm^2/s). This region (holes filled, so enclosed cysts count)
    replaces the T1/T2 mixture core, diffusion being the more specific marker of cellularity.
-   Without ADC (or an implausible one) the mixture core is used, as before;
+   Barely enhancing tumours keep their enhancing spots as core, with the ADC region (not the
+   mixture class). Without ADC (or an implausible one) the mixture core is used, as before;
    `segment_automated_details` says which (`core_method`). Tumours whose enhancement is under
    `minor_enhancing_fraction` of the whole tumour (the "not or barely enhancing" cut of the
    T2-FLAIR mismatch literature) count as non-enhancing here; enhancing tumours keep the
