@@ -20,7 +20,9 @@ from radiogenomics.demo.plan import COHORTS, LABEL_COLUMNS, labels_table, plan_d
 from radiogenomics.demo.sequences import (
     REFERENCE,
     SEQUENCES,
+    SITES,
     TEXTURE_FAMILY,
+    bias_field,
     motion,
     render_sequence,
     tumour_maps,
@@ -166,6 +168,12 @@ def simulate_session(
         )
         for family in sorted(set(TEXTURE_FAMILY.values()))
     }
+    # One receive-coil field for the T1 pair (same session, same coil, same acquisition).
+    t1_bias = bias_field(
+        anat.shape,
+        np.random.default_rng(subject_seed(seed, "demo-bias", cohort, subject, session, "t1")),
+        SITES[cohort]["bias"],
+    )
     for seq in SEQUENCES:
         # Every sequence draws its motion and noise even when not requested, so a subset
         # renders exactly the same images as the full session.
@@ -181,7 +189,10 @@ def simulate_session(
         if seq in sequences:
             xfm = np.array(mov["matrix"]) if moved else np.eye(4)
             tex = textures.get(TEXTURE_FAMILY.get(seq, ""))
-            images[seq] = render_sequence(seq, row, cohort, anat, tum, maps, xfm, seq_rng, tex)
+            bias = t1_bias if TEXTURE_FAMILY.get(seq) == "t1" else None
+            images[seq] = render_sequence(
+                seq, row, cohort, anat, tum, maps, xfm, seq_rng, tex, bias
+            )
     transforms["tumour_centre_mm"] = tum.centre_world.tolist()
     return images, tum, transforms
 

@@ -137,8 +137,9 @@ def tumour_maps(row: dict, tum: Tumour, rng: np.random.Generator) -> dict[str, n
     return {"adc": np.clip(adc, 50, None), "rcbv": cbv}
 
 
-# Sequences that image the same relaxation and so share the tumour's texture: T1 before and
-# after contrast differ only by uptake, so their subtraction shows enhancement, not texture noise.
+# T1 before and after contrast: the same relaxation (so the same tumour texture) and the same
+# acquisition in one session (so the same receive-coil bias field); they differ only by uptake,
+# and their subtraction shows enhancement rather than texture or bias noise.
 TEXTURE_FAMILY = {"t1": "t1", "t1ce": "t1", "t2": "t2", "flair": "flair"}
 
 
@@ -223,10 +224,12 @@ def render_sequence(
     xfm: np.ndarray,
     rng: np.random.Generator,
     texture: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
 ) -> np.ndarray:
     """Full acquisition of one sequence: tissue+tumour signal, PSF, motion, bias, site, noise.
 
-    `texture` is the tumour texture of the sequence's family (drawn from `rng` when absent)."""
+    `texture` (tumour texture) and `bias` (bias field) of the sequence's family are drawn from
+    `rng` when absent."""
     site = SITES[cohort]
     res = float(abs(anat.affine[0, 0]))
     sig = normal_signal(seq, anat)
@@ -253,7 +256,7 @@ def render_sequence(
         sig = sig * site["rcbv"] * float(np.exp(rng.normal(0, 0.08)))
         sig = sig * (1 + site["rcbv_noise"] * rng.standard_normal(sig.shape).astype(np.float32))
         return np.where(inside, np.clip(sig, 0, 25), 0).astype(np.float32)
-    sig = sig * bias_field(anat.shape, rng, site["bias"])
+    sig = sig * (bias_field(anat.shape, rng, site["bias"]) if bias is None else bias)
     gain = site["gain"][seq] * float(np.exp(rng.normal(0, 0.08)))
     sigma = site["noise"]
     n1 = rng.standard_normal(sig.shape).astype(np.float32)

@@ -13,11 +13,8 @@ No trained weights. Works on the co-registered sequences (t1, t1ce, t2, flair) i
    voxels the lesion encloses slice-wise join it even when FLAIR-dark: tumour with free-water-like
    signal (T2-FLAIR mismatch) is FLAIR-suppressed inside its bright rim but is still lesion.
 4. Subregions: enhancing = t1ce-bright relative to t1 (outlier against normal tissue) within the
-   tumour. The t1ce-minus-t1 subtraction first loses its smooth local baseline, estimated from
-   the brain around the lesion (`enhancing_background_mm`): N4 leaves each sequence a slightly
-   different residual bias, and a subtraction scaled by its noise reads that as enhancement over
-   whole regions. Necrosis / non-enhancing core = what enhancement encloses plus the T1-dark,
-   T2-bright mixture class inside the tumour (when it separates clearly); oedema = the rest.
+   tumour; necrosis / non-enhancing core = what enhancement encloses plus the T1-dark, T2-bright
+   mixture class inside the tumour (when it separates clearly); oedema = the rest.
 5. Non-enhancing tumours with an ADC map (optional input `adc`): the cellular core is where
    diffusion is restricted relative to vasogenic oedema. Oedema has ADC ~1.4-1.8e-3 mm^2/s,
    cellular glioma ~0.7-1.2e-3 mm^2/s (e.g. Kono et al., AJNR 2001; Server et al., Eur Radiol
@@ -76,7 +73,6 @@ class AutomatedParams:
     enhancing_z: float = 2.0
     enhancing_t1ce_z: float = 1.0
     enhancing_search_mm: float = 2.0
-    enhancing_background_mm: float = 10.0
     min_component_ml: float = 0.05
     min_enhancing_ml: float = 0.1
     core_separation_z: float = 1.5
@@ -247,17 +243,9 @@ def normal_tissue_z(x: np.ndarray, normal: np.ndarray) -> np.ndarray:
     return robust_z(x, normal)
 
 
-def local_baseline(x: np.ndarray, support: np.ndarray, sigma_vox: np.ndarray) -> np.ndarray:
-    """Gaussian-weighted mean of `x` over `support`, evaluated everywhere (also inside gaps)."""
-    num = ndi.gaussian_filter(np.where(support, x, 0).astype(np.float32), sigma_vox)
-    den = ndi.gaussian_filter(support.astype(np.float32), sigma_vox)
-    return np.where(den > 1e-3, num / np.maximum(den, 1e-3), 0).astype(np.float32)
-
-
 def enhancing_region(
     z: dict[str, np.ndarray],
     tumour: np.ndarray,
-    brain: np.ndarray,
     normal: np.ndarray,
     spacing: np.ndarray,
     p: AutomatedParams,
@@ -265,16 +253,9 @@ def enhancing_region(
     """T1ce-bright relative to T1 (outlier against normal tissue) within or at the tumour rim."""
     if "t1ce" not in z or "t1" not in z or not normal.any():
         return np.zeros_like(tumour)
-    raw = z["t1ce"] - z["t1"]
-    outside = ndi.distance_transform_edt(~tumour, sampling=spacing)
-    near = outside <= p.enhancing_search_mm
-    # Subtract the smooth local baseline of the subtraction seen in the brain around the lesion:
-    # N4 leaves each sequence a slightly different residual bias, which the noise-scaled
-    # subtraction would otherwise read as enhancement across a whole region.
-    if p.enhancing_background_mm > 0:
-        raw = raw - local_baseline(raw, brain & ~near, p.enhancing_background_mm / spacing)
-    diff = normal_tissue_z(raw, normal)
+    diff = normal_tissue_z(z["t1ce"] - z["t1"], normal)
     t1ce = normal_tissue_z(z["t1ce"], normal)
+    near = ndi.distance_transform_edt(~tumour, sampling=spacing) <= p.enhancing_search_mm
     enh = near & (diff > p.enhancing_z) & (t1ce > p.enhancing_t1ce_z)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     enh = drop_small(enh, int(round(p.min_component_ml / voxel_ml)))
@@ -365,7 +346,7 @@ def split_subregions(
     """Whole tumour -> (labels 1/2/3, how the core was found: enhancement, adc or mixture)."""
     dist = ndi.distance_transform_edt(~tumour, sampling=spacing)
     normal = brain & (dist > p.normal_margin_mm)
-    enh = enhancing_region(z, tumour, brain, normal, spacing, p)
+    enh = enhancing_region(z, tumour, normal, spacing, p)
     enclosed = fill_holes_2d(ndi.binary_closing(enh, iterations=2)) & ~enh if enh.any() else enh
     net = nonenhancing_core(z, tumour & ~enh, p, rng)
     method = "t1_t2_mixture"
