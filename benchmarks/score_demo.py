@@ -27,6 +27,8 @@ def main() -> None:
     print("habitat fraction r vs truth:", habitat_correlations(habitats))
     # Split by planted enhancement: the non-enhancing core depends on the segmentation most.
     planted = pd.read_csv(truth / "planted.tsv", sep="\t", dtype={"subject": str, "session": str})
+    if habitats.empty:
+        habitats = pd.DataFrame(columns=["cohort", "subject", "session"])
     habitats = habitats.merge(planted[["cohort", "subject", "session", "enhancing"]])
     for enhancing, part in habitats.groupby(habitats["enhancing"].astype(str)):
         print(f"  enhancing={enhancing} (n={len(part)}):", habitat_correlations(part))

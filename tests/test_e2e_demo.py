@@ -66,10 +66,11 @@ def test_segmentation_and_registration_against_truth(demo_run):
     merged = scores.merge(planted[["cohort", "subject", "session", "enhancing"]])
     non_enhancing = merged[merged["enhancing"].astype(str) != "True"]
     assert len(non_enhancing) >= 1  # the ADC-restricted core path is exercised
-    assert merged["tumor_core_dice"].mean() >= 0.70, merged[["subject", "tumor_core_dice"]]
+    # Measured 0.90 (non-enhancing 0.85); guards keep a margin below.
+    assert merged["tumor_core_dice"].mean() >= 0.80, merged[["subject", "tumor_core_dice"]]
     # Was 0 before the ADC core; a false-enhancement spot can still take one tumour's core path.
     worst = non_enhancing[["subject", "tumor_core_dice"]]
-    assert non_enhancing["tumor_core_dice"].mean() >= 0.6, worst
+    assert non_enhancing["tumor_core_dice"].mean() >= 0.75, worst
 
 
 def test_mismatch_sign_against_planted(demo_run):
@@ -92,12 +93,10 @@ def test_habitat_fractions_follow_truth(demo_run):
     table = habitat_fraction_table(demo_run / "results", demo_run / "resources" / "demo" / "truth")
     assert len(table) >= 6
     r = habitat_correlations(table)
-    # Regression guards below the r >= 0.9: habitats are counted in our tumour-core ROI,
-    # which still takes in some oedema (measured here: 0.82 / 0.93 / 0.96; in the true core the
-    # small demo's model gives 0.97 / 0.99 / 0.99).
-    assert r["hypervascular_cellular"] >= 0.6, r
-    assert r["hypovascular_cellular"] >= 0.8, r
-    assert r["nonviable"] >= 0.8, r
+    # The target, r >= 0.9 per habitat (measured here: 0.98 / 0.99 / 0.97).
+    assert r["hypervascular_cellular"] >= 0.9, r
+    assert r["hypovascular_cellular"] >= 0.9, r
+    assert r["nonviable"] >= 0.9, r
 
 
 def test_geometry_is_kept_through_the_chain(demo_run):

@@ -102,6 +102,9 @@ def habitat_correlations(table: pd.DataFrame) -> dict[str, float]:
     """Pearson r between measured and planted fraction, per habitat."""
     out = {}
     for name in HABITAT_NAMES:
+        if f"ours_{name}" not in table:
+            out[name] = np.nan  # no session has habitat fractions yet
+            continue
         pair = table[[f"truth_{name}", f"ours_{name}"]].dropna()
         out[name] = (
             float(np.corrcoef(pair.iloc[:, 0], pair.iloc[:, 1])[0, 1]) if len(pair) > 2 else np.nan
