@@ -228,8 +228,8 @@ def render_sequence(
 ) -> np.ndarray:
     """Full acquisition of one sequence: tissue+tumour signal, PSF, motion, bias, site, noise.
 
-    `texture` (tumour texture) and `bias` (bias field) of the sequence's family are drawn from
-    `rng` when absent."""
+    `texture` is the tumour texture of a conventional sequence's family (`tumour_texture`);
+    `bias`, the family's bias field, is drawn from `rng` when absent."""
     site = SITES[cohort]
     res = float(abs(anat.affine[0, 0]))
     sig = normal_signal(seq, anat)
@@ -237,8 +237,7 @@ def render_sequence(
         tmask = tum.labels > 0
         sig[tmask] = maps[seq][tmask]
     else:
-        tex = tumour_texture(row, tum, rng) if texture is None else texture
-        for mask, values in tumour_signal(seq, row, tum, tex).values():
+        for mask, values in tumour_signal(seq, row, tum, texture).values():
             sig[mask] = values
         # Site contrast (gamma) and offset act on tissue; they move with the head below.
         headfrac = np.clip(sum(anat.fractions.values()), 0, 1)

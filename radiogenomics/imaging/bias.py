@@ -16,6 +16,7 @@ from radiogenomics.imaging.common import (
     read_manifest,
     save_on,
     sequence_paths,
+    shrink_to_spacing,
     to_ants,
     write_manifest,
 )
@@ -72,8 +73,7 @@ def n4_shrink(
     """Shrink factor for the N4 fit: the configured one, or the one that brings the finest voxel
     axis to about `fit_spacing_mm`; capped so the shrunk image keeps >= 4 voxels on every axis."""
     if shrink_factor is None:
-        finest = min(float(z) for z in zooms)
-        shrink_factor = max(1, int(round(fit_spacing_mm / max(finest, 1e-6))))
+        shrink_factor = shrink_to_spacing(zooms, fit_spacing_mm)
     cap = min(s for s in shape if s > 1) // 4 or 1
     return int(max(1, min(shrink_factor, cap)))
 

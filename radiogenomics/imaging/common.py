@@ -47,6 +47,12 @@ def voxel_sizes(affine: np.ndarray) -> np.ndarray:
     return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
 
 
+def shrink_to_spacing(zooms: tuple[float, ...], target_mm: float) -> int:
+    """Integer downsampling that brings the finest voxel side to about `target_mm` (>= 1)."""
+    finest = max(min(float(z) for z in zooms), 1e-6)
+    return max(1, int(round(target_mm / finest)))
+
+
 def to_ants(img: nib.Nifti1Image, data: np.ndarray | None = None):
     """nibabel image (RAS affine) -> ANTsImage (LPS) with the same voxel-to-world mapping."""
     import ants

@@ -31,6 +31,7 @@ from radiogenomics.imaging.common import (
     save_on,
     seed_ants,
     sequence_paths,
+    shrink_to_spacing,
     to_ants,
     write_manifest,
 )
@@ -66,8 +67,7 @@ class RigidSettings:
         of the fixed image to `level_spacing_mm` (ANTs spares thick-slice axes)."""
         if self.shrink_factors is not None:
             return tuple(int(f) for f in self.shrink_factors)
-        finest = max(min(float(z) for z in zooms), 1e-6)
-        return tuple(max(1, int(round(mm / finest))) for mm in self.level_spacing_mm)
+        return tuple(shrink_to_spacing(zooms, mm) for mm in self.level_spacing_mm)
 
 
 def mutual_information(a: np.ndarray, b: np.ndarray, mask: np.ndarray, bins: int = 32) -> float:
