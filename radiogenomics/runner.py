@@ -72,9 +72,30 @@ def run_subject_step(
     snakemake, stage: str, func: Callable[[], None], *, first_step: bool = False
 ) -> None:
     """Run `func` for one subject; on error record the failure, write placeholders, exit cleanly."""
+    run_subject_steps(snakemake, [(stage, func)], first_step=first_step)
+
+
+def run_subject_steps(
+    snakemake, steps: list[tuple[str, Callable[[], None]]], *, first_step: bool = False
+) -> None:
+    """Run one job's steps in order under failure isolation, with one log for the job.
+
+    The first failing step is recorded under its own stage name (e.g. `skullstrip_brain` inside
+    `preprocess_subject`); the steps after it do not run, and every output of the job becomes a
+    placeholder, so downstream jobs see the failure marker and skip.
+    """
     setup_logging(snakemake.log[0] if len(snakemake.log) else None)
     outputs = [str(o) for o in snakemake.output]
     sd = _subject_dir_of(outputs)
+    for i, (stage, func) in enumerate(steps):
+        if not _run_step(sd, outputs, stage, func, first_step=first_step and i == 0):
+            return
+
+
+def _run_step(
+    sd: Path | None, outputs: list[str], stage: str, func: Callable[[], None], *, first_step: bool
+) -> bool:
+    """One step; False when the subject has failed (now or earlier) and outputs are placeholders."""
     if sd is not None:
         marker = failure_marker(sd)
         if first_step and marker.exists():
@@ -84,7 +105,7 @@ def run_subject_step(
                 "subject already failed earlier (%s); writing placeholders for %s", marker, stage
             )
             _placeholders(outputs)
-            return
+            return False
     try:
         func()
     except Exception as exc:  # noqa: BLE001 - isolate any failure to this subject
@@ -101,3 +122,5 @@ def run_subject_step(
             if p.exists() and p.is_file():
                 p.unlink()
         _placeholders(outputs)
+        return False
+    return True

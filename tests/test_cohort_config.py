@@ -70,3 +70,28 @@ def test_ucsf_example_dry_run(project_root: Path, shared_data: Path) -> None:
                     ("survival_analysis", 1)):  # fmt: skip
         assert any(line.split() == [rule, str(n)] for line in out.splitlines()), rule
     assert "intake_subject" not in out  # no images in a feature-table cohort
+
+
+def test_lesion_wide_strategy_reads_whole_tumour_medians(project_root: Path) -> None:
+    # ROI names contain underscores (whole_tumor), so a `[^_]+` ROI token would miss the lesion.
+    from radiogenomics.cohort.markers import select_features
+    from radiogenomics.paths import ROIS, feature_column
+
+    columns = [
+        feature_column("lesion_wide", seq, roi, stat)
+        for seq in ("adc", "rcbv", "t1ce")
+        for roi in ROIS
+        for stat in ("mean", "median", "p10", "p90")
+    ] + [feature_column("mismatch", "all", "whole_tumor", f) for f in ("sign", "flair_t2_ratio")]
+    markers = load_markers(project_root / "config/markers.yaml")
+    for marker in ("idh", "codeletion_1p19q"):
+        (strategy,) = [s for s in strategies_of(markers, marker) if s.name == "maps_logistic"]
+        chosen = select_features(columns, strategy.features, set())
+        assert sorted(chosen) == sorted(
+            [
+                "lesion_wide__adc__whole_tumor__median",
+                "lesion_wide__rcbv__whole_tumor__median",
+                "mismatch__all__whole_tumor__sign",
+                "mismatch__all__whole_tumor__flair_t2_ratio",
+            ]
+        ), chosen

@@ -43,52 +43,70 @@ def prep_config():
     return cfg
 
 
-def test_scripts_run_in_order_and_isolate_failures(tmp_path, prep_config):
-    sd = tmp_path / "results" / "c" / "sub-01" / "ses-1"
+def _prep_outputs(p: Path) -> dict[str, Path]:
+    return {
+        "n4_manifest": p / "n4/manifest.json",
+        "coreg_manifest": p / "coreg/manifest.json",
+        "similarity": p / "coreg/similarity.tsv",
+        "mask": p / "brain_mask.nii.gz",
+        "affine": p / "to_template_affine.mat",
+        "template": p / "template_in_subject.nii.gz",
+        "wm": p / "template_wm_in_subject.nii.gz",
+        "hemisphere": p / "hemisphere_in_subject.nii.gz",
+        "manifest": p / "manifest.json",
+    }
+
+
+def _session(tmp_path: Path, name: str) -> Path:
+    sd = tmp_path / "results" / "c" / f"sub-{name}" / "ses-1"
     (sd / "anat").mkdir(parents=True)
     aff = _oblique_affine()
     _write(_head(seed=1), aff, sd / "anat/t1ce.nii.gz")
     _write(_head(seed=2, contrast=0.7), aff, sd / "anat/flair.nii.gz")
     (sd / "anat/manifest.json").write_text(json.dumps({
-        "cohort": "c", "subject": "01", "session": "1",
+        "cohort": "c", "subject": name, "session": "1",
         "sequences": {"t1ce": "t1ce.nii.gz", "flair": "flair.nii.gz"}}))  # fmt: skip
-    p, logs = sd / "prep", tmp_path / "logs"
-    cfg = prep_config
-    _run("bias_correct_n4.py", FakeSnakemake(
-        {"manifest": sd / "anat/manifest.json"}, {"manifest": p / "n4/manifest.json"},
-        {"config": cfg, "maps": ["adc", "rcbv"]}, logs / "n4.log"))  # fmt: skip
-    _run("coregister_to_reference.py", FakeSnakemake(
-        {"manifest": p / "n4/manifest.json"},
-        {"manifest": p / "coreg/manifest.json", "similarity": p / "coreg/similarity.tsv"},
-        {"config": cfg, "seed": 7}, logs / "coreg.log"))  # fmt: skip
-    _run("skullstrip_brain.py", FakeSnakemake(
-        {"manifest": p / "coreg/manifest.json"}, {"mask": p / "brain_mask.nii.gz"},
-        {"config": cfg["skullstrip"], "skull_stripped": False}, logs / "ss.log"))  # fmt: skip
-    atlas_out = {"affine": p / "to_template_affine.mat",
-                 "template": p / "template_in_subject.nii.gz",
-                 "wm": p / "template_wm_in_subject.nii.gz",
-                 "hemisphere": p / "hemisphere_in_subject.nii.gz"}  # fmt: skip
-    _run("register_to_atlas.py", FakeSnakemake(
-        {"manifest": p / "coreg/manifest.json", "mask": p / "brain_mask.nii.gz"}, atlas_out,
-        {"config": cfg["atlas"], "seed": 7}, logs / "atlas.log"))  # fmt: skip
-    _run("normalise_intensities.py", FakeSnakemake(
-        {"manifest": p / "coreg/manifest.json", "mask": p / "brain_mask.nii.gz",
-         "wm": atlas_out["wm"], "hemisphere": atlas_out["hemisphere"]},
-        {"manifest": p / "manifest.json"}, {"config": cfg["normalisation"]},
-        logs / "norm.log"))  # fmt: skip
-    assert not (sd / "qc/failure.json").exists(), (sd / "qc/failure.json").read_text()
-    assert sorted(json.loads((p / "manifest.json").read_text())["sequences"]) == ["flair", "t1ce"]
-    mask = nib.load(str(p / "brain_mask.nii.gz"))
-    assert np.allclose(mask.affine, nib.load(str(p / "t1ce.nii.gz")).affine)
-    assert nib.load(str(atlas_out["template"])).shape == mask.shape
+    return sd
 
-    # A failing step (missing tumour labels) records the failure and writes placeholders.
-    qc_out = {"overlay": sd / "qc/overlay.png", "metrics": sd / "qc/metrics.tsv"}
-    _run("qc_subject.py", FakeSnakemake(
-        {"prep": p / "manifest.json", "coreg": p / "coreg/manifest.json",
-         "similarity": p / "coreg/similarity.tsv", "mask": p / "brain_mask.nii.gz",
-         "labels": sd / "seg/tumor_labels.nii.gz"},
-        qc_out, {"ranges": cfg["qc"]}, logs / "qc.log"))  # fmt: skip
+
+def _preprocess(sd: Path, cfg: dict, log: Path) -> dict[str, Path]:
+    out = _prep_outputs(sd / "prep")
+    params = {"config": cfg, "maps": ["adc", "rcbv"], "seed": 7, "skull_stripped": False}
+    _run(
+        "preprocess_subject.py",
+        FakeSnakemake({"manifest": sd / "anat/manifest.json"}, out, params, log),
+    )
+    return out
+
+
+def test_preprocess_job_runs_every_step(tmp_path, prep_config):
+    sd = _session(tmp_path, "01")
+    out = _preprocess(sd, prep_config, tmp_path / "logs/prep.log")
+    assert not (sd / "qc/failure.json").exists(), (sd / "qc/failure.json").read_text()
+    assert sorted(json.loads(out["manifest"].read_text())["sequences"]) == ["flair", "t1ce"]
+    mask = nib.load(str(out["mask"]))
+    assert np.allclose(mask.affine, nib.load(str(sd / "prep/t1ce.nii.gz")).affine)
+    assert nib.load(str(out["template"])).shape == mask.shape
+    # One log for the job, with every step in it (not overwritten step by step).
+    log = (tmp_path / "logs/prep.log").read_text()
+    for module in ("bias", "coregister", "skullstrip", "atlas"):
+        assert f"radiogenomics.imaging.{module}:" in log, module
+
+
+def test_failing_step_is_recorded_under_its_stage(tmp_path, prep_config):
+    # A brain-volume range no head satisfies: skull stripping (the third step) fails.
+    cfg = copy.deepcopy(prep_config)
+    cfg["skullstrip"]["brain_volume_ml_range"] = [1, 2]
+    sd = _session(tmp_path, "02")
+    out = _preprocess(sd, cfg, tmp_path / "logs/prep.log")
     failure = json.loads((sd / "qc/failure.json").read_text())
-    assert failure["stage"] == "qc_subject" and "tumour labels not found" in failure["message"]
-    assert qc_out["metrics"].exists() and qc_out["metrics"].stat().st_size == 0
+    assert failure["stage"] == "skullstrip_brain", failure
+    assert failure["subject"] == "02"
+    # Every output of the job is a placeholder, the earlier steps' too; later steps never ran.
+    assert all(p.exists() and p.stat().st_size == 0 for p in out.values())
+    assert not (sd / "prep/t1ce.nii.gz").exists()
+    log = (tmp_path / "logs/prep.log").read_text()
+    assert (
+        "radiogenomics.imaging.coregister:" in log and "subject failed at skullstrip_brain" in log
+    )
+    assert "radiogenomics.imaging.atlas:" not in log

@@ -108,12 +108,11 @@ def test_subject_group_is_one_slurm_job(slurm_env, tmp_path):
     for t in targets:
         assert (tmp_path / t).stat().st_size > 0
     new_jobs = slurm_job_ids(slurm_env) - before
-    # One SLURM job per subject: demo generation, intake, N4 and co-registration run as one group.
+    # One SLURM job per subject: demo generation, intake and preprocessing run as one group.
     submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)", log)
     assert len(submitted) == 2, log[-4000:]
     assert {job for job, _ in submitted} <= new_jobs, (submitted, new_jobs)  # squeue saw them
     for _, slurm_log in submitted:
         assert "group_subject_" in slurm_log
-        for rule in ("generate_demo_subject", "intake_subject", "bias_correct_n4",
-                     "coregister_to_reference"):  # fmt: skip
+        for rule in ("generate_demo_subject", "intake_subject", "preprocess_subject"):
             assert rule in slurm_log, slurm_log

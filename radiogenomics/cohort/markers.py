@@ -21,11 +21,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import sklearn  # noqa: E402
-import yaml  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from radiogenomics.cohort.marker_config import load_markers  # noqa: E402, F401 - re-exported
 from radiogenomics.cohort.models import (  # noqa: E402
     CLINICAL_PREFIX,
     DEFAULT_GRIDS,
@@ -81,25 +81,6 @@ class Strategy:
     grid: Mapping[str, list]
     covariates: tuple[str, ...] = ()
     k_best: int | None = None
-
-
-def load_markers(path: str | Path) -> dict[str, dict]:
-    """Read config/markers.yaml (validated by workflow/schemas/markers.schema.yaml)."""
-    doc = yaml.safe_load(Path(path).read_text()) or {}
-    schema = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "markers.schema.yaml"
-    if schema.exists():  # the Snakefile validates too; this covers library use (benchmarks)
-        import jsonschema
-
-        try:
-            jsonschema.validate(doc, yaml.safe_load(schema.read_text()))
-        except jsonschema.ValidationError as exc:
-            where = "/".join(map(str, exc.absolute_path))
-            raise ConfigError(f"{path}: {where}: {exc.message}") from exc
-    markers = doc.get("markers") or {}
-    unknown = sorted(set(markers) - set(MARKERS))
-    if unknown:
-        raise ConfigError(f"{path}: unknown marker(s) {unknown}; known: {sorted(MARKERS)}")
-    return markers
 
 
 def strategies_of(markers: Mapping[str, dict], marker: str) -> list[Strategy]:

@@ -91,16 +91,6 @@ def check_tumour_volume(
     log.info("%s segmentation: whole tumour %.2f ml", method, ml)
 
 
-def segment_rule_inputs(sd_pattern: str, wildcards: Mapping, method: str) -> dict[str, str]:
-    """Inputs of rule segment_tumor: prep outputs, plus the intake manifest for provided labels."""
-    sd = sd_pattern.format(**dict(wildcards.items()))
-    inputs = {"prep": f"{sd}/prep/manifest.json", "brain": f"{sd}/prep/brain_mask.nii.gz"}
-    if method == "provided":
-        # The intake manifest names the provided label image (not a declared intake output).
-        inputs["anat"] = f"{sd}/anat/manifest.json"
-    return inputs
-
-
 def segment_tumor(
     method: str,
     prep_manifest: str | Path,
@@ -261,7 +251,6 @@ __all__ = [
     "resample_labels_nearest",
     "segment_automated",
     "segment_automated_details",
-    "segment_rule_inputs",
     "segment_tumor",
     "validate_nnunet_model_folder",
     "write_rois",

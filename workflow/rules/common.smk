@@ -60,6 +60,13 @@ def intake_inputs(wildcards):
     return sorted(row["source"].values())
 
 
+def provided_labels_input(wildcards):
+    """The intake manifest names a cohort's provided label image (not a declared intake output)."""
+    if cohort_config(wildcards.cohort).get("segmentation") == "provided":
+        return f"{SD}/anat/manifest.json".format(**dict(wildcards.items()))
+    return []
+
+
 def intake_params_row(wildcards):
     row = subject_row(wildcards)
     return {k: row[k] for k in ("cohort", "subject", "session", "source", "source_dir")}
@@ -70,11 +77,15 @@ def stage_enabled(stage):
 
 
 def all_targets():
-    """Targets of the default run: per-subject results, cohort results, the report inputs."""
-    targets = [f"{SD}/anat/manifest.json"]
-    if stage_enabled("qc"):
+    """Targets of the default run: cohort results, and per-subject outputs no cohort rule reads.
+
+    Cohort rules read every subject's intake manifest, QC metrics and feature tables, so those are
+    built through them; listing them here too would add ~10 DAG edges per subject for nothing.
+    """
+    targets = []
+    if stage_enabled("segment") and not stage_enabled("report"):
         targets.append(f"{SD}/qc/metrics.tsv")
-    if stage_enabled("features"):
+    if stage_enabled("features") and not stage_enabled("cohort"):
         targets += [
             f"{SD}/features/{fam}.tsv" for fam in config["features"]["families"]
         ]

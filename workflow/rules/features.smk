@@ -1,93 +1,55 @@
-"""Features stage: per-subject feature tables (one row per family) and the robustness table."""
+"""Features stage: per-subject feature tables (one row per family), robustness inputs, habitat maps."""
 
 FEAT = config["features"]
-FEAT_ROIS = {
-    roi: f"{SD}/seg/rois/{roi}.nii.gz"
-    for roi in (
-        "whole_tumor",
-        "tumor_core",
-        "enhancing",
-        "necrosis",
-        "edema",
-        "peritumoral_near",
-        "peritumoral_far",
-    )
-}
 FEAT_PERTURB = bool(FEAT["perturbation"]["enabled"])
-# The cheap families share one job: one Python start-up per subject instead of five, and a
-# smaller DAG for large cohorts. Radiomics (minutes, GBs at 1 mm) keeps its own job.
-LESION_FAMILIES = [fam for fam in FEAT["families"] if fam != "radiomics"]
-LESION_OUTPUTS = {fam: f"{SD}/features/{fam}.tsv" for fam in LESION_FAMILIES}
+FEAT_RADIOMICS_PERTURB = (
+    FEAT_PERTURB
+    and FEAT["perturbation"]["radiomics"]
+    and "radiomics" in FEAT["families"]
+)
+FEAT_OUTPUTS = {fam: f"{SD}/features/{fam}.tsv" for fam in FEAT["families"]}
 if FEAT_PERTURB:
-    LESION_OUTPUTS["perturbed"] = f"{SD}/features/perturbed.tsv"
+    FEAT_OUTPUTS["perturbed"] = f"{SD}/features/perturbed.tsv"
+if FEAT_RADIOMICS_PERTURB:
+    # Radiomics part of perturbed.tsv, measured in the same filter pass as radiomics.tsv.
+    FEAT_OUTPUTS["radiomics_perturbed"] = f"{SD}/features/radiomics_perturbed.tsv"
 
-if FEAT_PERTURB:
-    COHORT_TARGETS["features"] = subject_paths(f"{SD}/features/perturbed.tsv")
 
-
-rule extract_radiomics:
+# Every family, and the session's habitat map, in one job per session: they read the same images
+# and ROIs, and one Python start-up and one DAG node per session keep large cohorts fast. The job
+# waits for the population habitat model (fitted on discovery sessions only).
+rule extract_features:
     input:
-        **FEAT_ROIS,
+        **{roi: f"{SD}/seg/rois/{roi}.nii.gz" for roi in ROIS},
         manifest=f"{SD}/prep/manifest.json",
         brain_mask=f"{SD}/prep/brain_mask.nii.gz",
-        params=FEAT["radiomics_params"],
+        transform=(
+            f"{SD}/prep/to_template_affine.mat"
+            if "location" in FEAT["families"]
+            else []
+        ),
+        params=FEAT["radiomics_params"] if "radiomics" in FEAT["families"] else [],
+        habitat_model="results/habitats/model.joblib",
     output:
-        table=f"{SD}/features/radiomics.tsv",
-        # Radiomics part of perturbed.tsv, measured in the same filter pass (cheap there).
-        perturbed=f"{SD}/features/radiomics_perturbed.tsv",
+        **FEAT_OUTPUTS,
+        habitat_map=f"{SD}/habitats/habitat_map.nii.gz",
+        habitat_fractions=f"{SD}/habitats/habitat_fractions.tsv",
+        habitat_overlay=f"{SD}/habitats/overlay.png",
     log:
-        "logs/extract_radiomics/{cohort}_{subject}_{session}.log",
+        "logs/extract_features/{cohort}_{subject}_{session}.log",
     benchmark:
-        "benchmarks/rules/extract_radiomics/{cohort}_{subject}_{session}.tsv"
-    group:
-        "subject"
+        "benchmarks/rules/extract_features/{cohort}_{subject}_{session}.tsv"
+    # No group: it waits for the population habitat model, which waits for every discovery
+    # subject's group "subject", so on SLURM it is the subject's one job after that group.
     conda:
         "../../envs/radiomics.yaml"
     threads: 1
     resources:
-        # Wavelet on a 1 mm brain: ~1.9 GB peak (benchmarks/radiomics_speed.py).
+        # Wavelet radiomics on a 1 mm brain: ~1.9 GB peak (benchmarks/radiomics_speed.py).
         mem_mb=4000,
-        runtime=60,
+        runtime=80,
     params:
         features=FEAT,
+        habitats=config["habitats"],
     script:
-        "../../scripts/extract_radiomics.py"
-
-
-if LESION_OUTPUTS:
-
-    rule extract_lesion_features:
-        input:
-            **FEAT_ROIS,
-            manifest=f"{SD}/prep/manifest.json",
-            brain_mask=f"{SD}/prep/brain_mask.nii.gz",
-            transform=(
-                f"{SD}/prep/to_template_affine.mat"
-                if "location" in LESION_FAMILIES
-                else []
-            ),
-            radiomics_perturbed=(
-                f"{SD}/features/radiomics_perturbed.tsv"
-                if FEAT_PERTURB
-                and FEAT["perturbation"]["radiomics"]
-                and "radiomics" in FEAT["families"]
-                else []
-            ),
-        output:
-            **LESION_OUTPUTS,
-        log:
-            "logs/extract_lesion_features/{cohort}_{subject}_{session}.log",
-        benchmark:
-            "benchmarks/rules/extract_lesion_features/{cohort}_{subject}_{session}.tsv"
-        group:
-            "subject"
-        conda:
-            "../../envs/radiomics.yaml"
-        threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=20,
-        params:
-            features=FEAT,
-        script:
-            "../../scripts/extract_lesion_features.py"
+        "../../scripts/extract_features.py"

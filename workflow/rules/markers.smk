@@ -2,7 +2,7 @@
 
 import yaml
 
-from radiogenomics.cohort.markers import load_markers
+from radiogenomics.cohort.marker_config import load_markers
 
 # A typo in the markers file fails here, before any job runs.
 validate(

@@ -1,10 +1,12 @@
-"""Segmentation stage (imaging chain): tumour labels and the seven ROI masks per subject/session."""
+"""Segmentation stage (imaging chain): tumour labels, ROI masks, QC figure/metrics, habitat voxels."""
 
 from radiogenomics.paths import ROIS, subject_seed
-from radiogenomics.segmentation import segment_rule_inputs, validate_nnunet_model_folder
 
-# A missing or broken nnU-Net model folder fails at parse time, before any job runs.
+# A missing or broken nnU-Net model folder fails at parse time, before any job runs. (Imported
+# only then: the segmentation package pulls in nibabel and scipy, ~0.8 s on every Snakemake start.)
 if any(c.get("segmentation") == "nnunet" for c in config["cohorts"]):
+    from radiogenomics.segmentation import validate_nnunet_model_folder
+
     validate_nnunet_model_folder(
         config["segmentation"]["nnunet"]["model_folder"],
         config["segmentation"]["nnunet"]["folds"],
@@ -13,18 +15,29 @@ if any(c.get("segmentation") == "nnunet" for c in config["cohorts"]):
     )
 
 
+# ROI masks, QC and the habitat voxel sample come from the same job: they need only the labels and
+# the imaging chain's outputs, and a job of their own would cost a Python start-up and a DAG node
+# per session.
 rule segment_tumor:
     input:
-        unpack(
-            lambda wc: segment_rule_inputs(
-                SD, wc, cohort_config(wc.cohort).get("segmentation", "automated")
-            )
-        ),
+        prep=f"{SD}/prep/manifest.json",
+        brain=f"{SD}/prep/brain_mask.nii.gz",
+        anat=provided_labels_input,
+        coreg=f"{SD}/prep/coreg/manifest.json",
+        similarity=f"{SD}/prep/coreg/similarity.tsv",
     output:
-        # ROI masks are derived in the same job: they need only the labels and the brain mask.
         **{roi: f"{SD}/seg/rois/{roi}.nii.gz" for roi in ROIS},
         labels=f"{SD}/seg/tumor_labels.nii.gz",
         meta=f"{SD}/seg/tumor_labels.json",
+        overlay=report(
+            f"{SD}/qc/overlay.png",
+            category="QC",
+            subcategory="{cohort}",
+            labels={"subject": "{subject}", "session": "{session}"},
+        ),
+        metrics=f"{SD}/qc/metrics.tsv",
+        # Bounded sample of the habitat ROI's voxels: input of the population habitat model.
+        voxel_sample=f"{SD}/habitats/voxel_sample.npz",
     log:
         "logs/segment_tumor/{cohort}_{subject}_{session}.log",
     benchmark:
@@ -46,5 +59,8 @@ rule segment_tumor:
         config=config["segmentation"],
         seed=lambda wc: subject_seed(config["seed"], wc.cohort, wc.subject, wc.session),
         rings_mm=config["segmentation"]["rois"]["peritumoral_rings_mm"],
+        qc_ranges=config["preprocess"]["qc"],
+        habitats=config["habitats"],
+        global_seed=config["seed"],
     script:
         "../../scripts/segment_tumor.py"
