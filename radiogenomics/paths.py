@@ -29,6 +29,20 @@ def subject_dir_pattern(root: str | Path = RESULTS) -> str:
     return str(Path(root) / "{cohort}" / "sub-{subject}" / "ses-{session}")
 
 
+def session_dir_of(path: str | Path) -> Path:
+    """The `.../sub-{subject}/ses-{session}` directory that holds `path`."""
+    p = Path(path)
+    for parent in (p, *p.parents):
+        if parent.name.startswith("ses-") and parent.parent.name.startswith("sub-"):
+            return parent
+    raise ValueError(f"no sub-/ses- directory above {path}")
+
+
+def roi_paths(sd: str | Path) -> dict[str, Path]:
+    """The seven ROI masks `segment_tumor` writes: `{sd}/seg/rois/{roi}.nii.gz`."""
+    return {roi: Path(sd) / "seg" / "rois" / f"{roi}.nii.gz" for roi in ROIS}
+
+
 def entities_from_path(path: str | Path) -> tuple[str, str, str]:
     """(cohort, subject, session) from any path inside a subject directory."""
     parts = Path(path).parts

@@ -1,5 +1,8 @@
 """Rule extract_features: every feature family of one subject/session, and its habitat map.
 
+Inputs are the preprocessing and segmentation jobs' manifests; the brain mask, atlas affine and
+ROIs those jobs wrote are found by path (radiogenomics.paths).
+
 Writes whichever of radiomics, lesion_wide, histogram, mismatch, location and perturbed the rule
 lists as outputs (the config's `features.families` and `features.perturbation` decide), then the
 habitat map, fractions and overlay from the population habitat model.
@@ -14,13 +17,14 @@ from radiogenomics.features import (
     run_radiomics,
 )
 from radiogenomics.habitats.apply import apply_subject
-from radiogenomics.paths import ROIS
+from radiogenomics.paths import roi_paths, session_dir_of
 from radiogenomics.runner import run_subject_steps
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 out = dict(sm.output.items())
-rois = {r: sm.input[r] for r in ROIS}
-manifest, brain = sm.input.manifest, sm.input.brain_mask
+sd = session_dir_of(sm.input.segmentation)
+rois = {roi: str(path) for roi, path in roi_paths(sd).items()}
+manifest, brain = sm.input.manifest, str(sd / "prep" / "brain_mask.nii.gz")
 cfg = dict(sm.params.features)
 
 
@@ -43,7 +47,8 @@ def lesion_families():
     if "mismatch" in out:
         run_mismatch(manifest, rois, brain, out["mismatch"], cfg)
     if "location" in out:
-        run_location(manifest, rois, brain, sm.input.transform, out["location"], cfg=cfg)
+        affine = str(sd / "prep" / "to_template_affine.mat")
+        run_location(manifest, rois, brain, affine, out["location"], cfg=cfg)
     if "perturbed" in out:
         radiomics_long = out.get("radiomics_perturbed")
         run_perturbed(

@@ -10,7 +10,7 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 
 
 def main():
-    cohort = sm.params.cohort
+    cohort = sm.params.cohorts[sm.wildcards.cohort]
     row = dict(sm.params.row)
     if cohort.get("demo"):
         # Demo inputs did not exist when the DAG was built: look them up now.

@@ -10,11 +10,14 @@ from radiogenomics.imaging.common import set_threads
 from radiogenomics.imaging.coregister import RigidSettings, coregister_subject
 from radiogenomics.imaging.normalise import normalise_subject
 from radiogenomics.imaging.skullstrip import skullstrip_subject
+from radiogenomics.paths import subject_seed
 from radiogenomics.runner import run_subject_steps
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 cfg = sm.params.config
 out = sm.output
+wc = sm.wildcards
+seed = subject_seed(sm.params.seed, wc.cohort, wc.subject, wc.session)
 
 
 def bias_correct():
@@ -36,7 +39,7 @@ def coregister():
         reference=cfg["reference_sequence"],
         resample_mm=cfg["resample_mm"],
         settings=RigidSettings.from_config(cfg["coregistration"]),
-        seed=sm.params.seed,
+        seed=seed,
     )
 
 
@@ -46,7 +49,7 @@ def skullstrip():
         out.coreg_manifest,
         out.mask,
         method=strip["method"],
-        already_stripped=bool(sm.params.skull_stripped),
+        already_stripped=bool(sm.params.skull_stripped[wc.cohort]),
         input_sequences=tuple(strip["input_sequences"]),
         mode=strip["mode"],
         tta=strip["tta"],
@@ -70,7 +73,7 @@ def register_atlas():
         mask_abnormal=atlas["mask_abnormal"],
         warp_out=getattr(out, "warp", None),
         invwarp_out=getattr(out, "invwarp", None),
-        seed=sm.params.seed,
+        seed=seed,
     )
 
 

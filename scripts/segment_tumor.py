@@ -10,29 +10,31 @@ from pathlib import Path
 from radiogenomics.habitats.model import sample_subject
 from radiogenomics.imaging.qc import qc_subject
 from radiogenomics.io import read_json
-from radiogenomics.paths import ROIS
+from radiogenomics.paths import ROIS, subject_seed
 from radiogenomics.runner import run_subject_steps
 from radiogenomics.segmentation import segment_tumor, write_rois
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
+wc = sm.wildcards
+method = sm.params.methods[wc.cohort]
 
 
 def segment():
     provided = anat = None
-    if sm.params.method == "provided":
+    if method == "provided":
         anat = sm.input.anat
         labels_file = read_json(anat).get("labels_file")
         provided = Path(anat).parent / labels_file if labels_file else None
     segment_tumor(
-        sm.params.method,
+        method,
         sm.input.prep,
         sm.input.brain,
         sm.output.labels,
         config=sm.params.config,
-        label_convention=sm.params.label_convention,
+        label_convention=sm.params.label_conventions[wc.cohort],
         provided_labels=provided,
         anat_manifest=anat,
-        seed=sm.params.seed,
+        seed=subject_seed(sm.params.seed, wc.cohort, wc.subject, wc.session),
         threads=sm.threads,
         meta_path=sm.output.meta,
     )
@@ -56,7 +58,7 @@ def quality_control():
 def habitat_voxels():
     hab = sm.params.habitats
     sample_subject(
-        (sm.wildcards.cohort, sm.wildcards.subject, sm.wildcards.session),
+        (wc.cohort, wc.subject, wc.session),
         {
             "manifest": sm.input.prep,
             "brain_mask": sm.input.brain,
@@ -68,7 +70,7 @@ def habitat_voxels():
         fallback_sequences=list(hab["fallback_sequences"]),
         max_voxels=int(hab["max_voxels_per_subject"]),
         min_roi_voxels=int(hab["min_roi_voxels"]),
-        seed=int(sm.params.global_seed),
+        seed=int(sm.params.seed),
     )
 
 

@@ -20,8 +20,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 class FakeSnakemake:
     """The attributes a rule script reads from the injected `snakemake` object."""
 
-    def __init__(self, input, output, params, log, threads=1):
+    def __init__(self, input, output, params, log, threads=1, wildcards=None):
         self.input = Namedlist(fromdict={k: str(v) for k, v in input.items()})
+        self.wildcards = Namedlist(fromdict=wildcards or {})
         self.output = Namedlist(fromdict={k: str(v) for k, v in output.items()})
         self.params = Namedlist(fromdict=params)
         self.log = Namedlist(fromdict={"log": str(log)})
@@ -71,11 +72,10 @@ def _session(tmp_path: Path, name: str) -> Path:
 
 def _preprocess(sd: Path, cfg: dict, log: Path) -> dict[str, Path]:
     out = _prep_outputs(sd / "prep")
-    params = {"config": cfg, "maps": ["adc", "rcbv"], "seed": 7, "skull_stripped": False}
-    _run(
-        "preprocess_subject.py",
-        FakeSnakemake({"manifest": sd / "anat/manifest.json"}, out, params, log),
-    )
+    params = {"config": cfg, "maps": ["adc", "rcbv"], "seed": 7, "skull_stripped": {"c": False}}
+    wildcards = {"cohort": "c", "subject": sd.parent.name[4:], "session": "1"}
+    inputs = {"manifest": sd / "anat/manifest.json"}
+    _run("preprocess_subject.py", FakeSnakemake(inputs, out, params, log, wildcards=wildcards))
     return out
 
 

@@ -19,7 +19,7 @@ rule intake_subject:
         mem_mb=1500,
         runtime=10,
     params:
-        cohort=lambda wc: cohort_config(wc.cohort),
+        cohorts=COHORTS,
         row=intake_params_row,
         sequences=config["sequences"],
     script:

@@ -1,7 +1,5 @@
 """Preprocessing stage (imaging chain): N4, co-registration, skull stripping, MNI152 atlas, normalisation."""
 
-from radiogenomics.paths import subject_seed
-
 PREP = config["preprocess"]
 # Quantitative maps: no N4, no z-score (physical or relative units).
 PREP_MAPS = sorted(
@@ -51,8 +49,13 @@ rule preprocess_subject:
     params:
         config=PREP,
         maps=PREP_MAPS,
-        seed=lambda wc: subject_seed(config["seed"], wc.cohort, wc.subject, wc.session),
+        # Per-cohort values and the run seed as plain params, not per-job functions: a function
+        # costs every job of a 1,000-subject DAG a call; the script picks by its wildcards.
+        seed=config["seed"],
         # Only an explicit `true` skips HD-BET; "auto" (a truthy string) lets the image decide.
-        skull_stripped=lambda wc: cohort_config(wc.cohort).get("skull_stripped") is True,
+        skull_stripped={
+            name: cohort.get("skull_stripped") is True
+            for name, cohort in COHORTS.items()
+        },
     script:
         "../../scripts/preprocess_subject.py"

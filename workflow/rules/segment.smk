@@ -1,6 +1,6 @@
 """Segmentation stage (imaging chain): tumour labels, ROI masks, QC figure/metrics, habitat voxels."""
 
-from radiogenomics.paths import ROIS, subject_seed
+from radiogenomics.paths import ROIS
 
 # A missing or broken nnU-Net model folder fails at parse time, before any job runs. (Imported
 # only then: the segmentation package pulls in nibabel and scipy, ~0.8 s on every Snakemake start.)
@@ -52,15 +52,19 @@ rule segment_tumor:
         mem_mb=4000,
         runtime=20,
     params:
-        method=lambda wc: cohort_config(wc.cohort).get("segmentation", "automated"),
-        label_convention=lambda wc: cohort_config(wc.cohort).get(
-            "label_convention", "brats"
-        ),
+        # Per-cohort values and the run seed as plain params; the script picks by its wildcards.
+        methods={
+            name: cohort.get("segmentation", "automated")
+            for name, cohort in COHORTS.items()
+        },
+        label_conventions={
+            name: cohort.get("label_convention", "brats")
+            for name, cohort in COHORTS.items()
+        },
         config=config["segmentation"],
-        seed=lambda wc: subject_seed(config["seed"], wc.cohort, wc.subject, wc.session),
         rings_mm=config["segmentation"]["rois"]["peritumoral_rings_mm"],
         qc_ranges=config["preprocess"]["qc"],
         habitats=config["habitats"],
-        global_seed=config["seed"],
+        seed=config["seed"],
     script:
         "../../scripts/segment_tumor.py"
