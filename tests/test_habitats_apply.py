@@ -306,3 +306,20 @@ def test_majority_regularisation_option(cohort: dict, tmp_path: Path) -> None:
         apply_subject(
             ids, subject_paths(t["sd"]), model, outputs_of(tmp_path / "x"), regularisation="mrf"
         )
+
+
+def test_no_usable_discovery_subject_gives_nan_habitats_not_an_error(tmp_path):
+    # extract_features applies the model in the same job as every feature family: a missing
+    # model must cost the habitats only, never the other features of every session.
+    model = {k: tmp_path / "habitats" / f"model_{k}" for k in ("model", "centroids", "selection")}
+    models = fit_and_save([], model)
+    assert all(m is None for m in models.values())
+    t = make_subject(tmp_path, "val", "91", "1", (0.3, 0.4, 0.3), seed=91)
+    out = outputs_of(t["sd"])
+    row = apply_subject(("val", "91", "1"), subject_paths(t["sd"]), model["model"], out,
+                        maps=MAPS, fallback_sequences=FALLBACK)  # fmt: skip
+    fractions = pd.read_csv(out["fractions"], sep="\t")
+    assert len(fractions) == 1 and len(row) == 1
+    assert fractions["qc_reason"].tolist() == ["no habitat model available"]
+    assert fractions.filter(like="__fraction").isna().all().all()
+    assert out["map"].exists()
