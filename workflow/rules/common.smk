@@ -8,6 +8,9 @@ import pandas as pd
 from radiogenomics.intake.discover import build_subject_table
 
 SD = "results/{cohort}/sub-{subject}/ses-{session}"
+# Population habitat model: written by fit_habitat_model, read by extract_features.
+HAB_DIR = "results/habitats"
+HABITAT_MODEL = f"{HAB_DIR}/model.joblib"
 COHORTS = {c["name"]: c for c in config["cohorts"]}
 
 

@@ -25,7 +25,7 @@ rule extract_features:
         manifest=f"{SD}/prep/manifest.json",
         segmentation=f"{SD}/seg/tumor_labels.json",
         params=FEAT["radiomics_params"] if "radiomics" in FEAT["families"] else [],
-        habitat_model="results/habitats/model.joblib",
+        habitat_model=HABITAT_MODEL,
     output:
         **FEAT_OUTPUTS,
         habitat_map=f"{SD}/habitats/habitat_map.nii.gz",

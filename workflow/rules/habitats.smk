@@ -5,7 +5,6 @@ habitat map and fractions from `extract_features`, which reads the images once f
 """
 
 HAB = config["habitats"]
-HAB_DIR = "results/habitats"
 HAB_COHORT_OUTPUTS = {
     "changes": f"{HAB_DIR}/spatiotemporal_changes.tsv",
     "odds_ratios": f"{HAB_DIR}/spatiotemporal_or.tsv",
@@ -23,7 +22,7 @@ rule fit_habitat_model:
         # Discovery cohorts only: validation subjects never shape the habitats.
         samples=subject_paths(f"{SD}/habitats/voxel_sample.npz", role="discovery"),
     output:
-        model=f"{HAB_DIR}/model.joblib",
+        model=HABITAT_MODEL,
         centroids=f"{HAB_DIR}/centroids.tsv",
         selection=f"{HAB_DIR}/model_selection.tsv",
     log:

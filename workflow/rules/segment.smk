@@ -1,6 +1,6 @@
 """Segmentation stage (imaging chain): tumour labels, ROI masks, QC figure/metrics, habitat voxels."""
 
-from radiogenomics.paths import ROIS
+from radiogenomics.paths import roi_paths
 
 # A missing or broken nnU-Net model folder fails at parse time, before any job runs. (Imported
 # only then: the segmentation package pulls in nibabel and scipy, ~0.8 s on every Snakemake start.)
@@ -26,7 +26,8 @@ rule segment_tumor:
         coreg=f"{SD}/prep/coreg/manifest.json",
         similarity=f"{SD}/prep/coreg/similarity.tsv",
     output:
-        **{roi: f"{SD}/seg/rois/{roi}.nii.gz" for roi in ROIS},
+        # The layout extract_features finds them by (radiogenomics.paths.roi_paths).
+        **{roi: str(path) for roi, path in roi_paths(SD).items()},
         labels=f"{SD}/seg/tumor_labels.nii.gz",
         meta=f"{SD}/seg/tumor_labels.json",
         overlay=report(
