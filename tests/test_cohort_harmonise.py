@@ -120,3 +120,16 @@ def test_unseen_site_after_single_site_training() -> None:
     moved = h.transform(new)
     assert abs(moved.mean().mean() - df.drop(columns="site").mean().mean()) < 0.5
     assert abs(moved.std().mean() - df.drop(columns="site").std().mean()) < 0.3
+
+
+def test_array_output_equals_frame_output() -> None:
+    """Model pipelines take the bare array (scikit-learn re-checks a DataFrame's dtypes on every
+    call); the values, the unseen-site path included, are the frame's."""
+    df, _ = sites_table(120, 5, ["a", "b"], 3)
+    new, _ = sites_table(20, 5, ["new"], 4)
+    frame = ComBatHarmoniser().fit(df)
+    array = ComBatHarmoniser(as_frame=False).fit(df)
+    for rows in (df, new):
+        out = array.transform(rows)
+        assert isinstance(out, np.ndarray)
+        np.testing.assert_array_equal(out, frame.transform(rows).to_numpy())

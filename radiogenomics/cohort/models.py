@@ -143,7 +143,10 @@ def build_pipeline(
     return Pipeline(
         [
             ("impute", FrameImputer(batch=batch)),
-            ("combat", ComBatHarmoniser(batch=batch, enabled=combat, unseen=unseen)),
+            (
+                "combat",
+                ComBatHarmoniser(batch=batch, enabled=combat, unseen=unseen, as_frame=False),
+            ),
             ("scale", StandardScaler()),
             ("select", select),
             ("model", est),

@@ -36,7 +36,7 @@ def feature_pipeline(batch: str, combat: bool = True) -> Pipeline:
     return Pipeline(
         [
             ("impute", FrameImputer(batch=batch)),
-            ("combat", ComBatHarmoniser(batch=batch, enabled=combat)),
+            ("combat", ComBatHarmoniser(batch=batch, enabled=combat, as_frame=False)),
             ("scale", StandardScaler()),
         ]
     )
