@@ -28,9 +28,6 @@ import joblib
 import numpy as np
 import pandas as pd
 from scipy import ndimage
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
-from sklearn.mixture import GaussianMixture
 
 from radiogenomics.errors import SubjectError
 from radiogenomics.io import atomic_path, load_nifti, read_json, write_tsv
@@ -337,6 +334,10 @@ class HabitatModel:
 
 def make_estimator(method: str, k: int, seed: int) -> Any:
     """Unfitted k-means or full-covariance GMM with fixed seeds."""
+    # Imported here: segment_tumor only samples voxels and need not pay scikit-learn's import.
+    from sklearn.cluster import KMeans
+    from sklearn.mixture import GaussianMixture
+
     if method == "kmeans":
         return KMeans(n_clusters=k, n_init=10, random_state=seed)
     if method == "gmm":
@@ -346,6 +347,8 @@ def make_estimator(method: str, k: int, seed: int) -> Any:
 
 def choose_k(z: np.ndarray, method: str, k_range: list[int], seed: int) -> tuple[int, pd.DataFrame]:
     """k by lowest BIC (GMM) or highest silhouette (k-means, on a seeded subsample)."""
+    from sklearn.metrics import silhouette_score
+
     rows = []
     rng = np.random.default_rng(seed)
     sub = (
