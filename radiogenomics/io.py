@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,25 +18,23 @@ from radiogenomics.errors import SubjectError
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling path; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary sibling path; rename it onto `path` only if the block succeeds.
+
+    The temporary name is fixed per target (`.{stem}.tmp{suffixes}`, keeping the suffixes that
+    writers infer the format from): a job killed mid-write leaves it behind, and the rerun that
+    Snakemake starts for the incomplete job writes and renames the same name, so no stray file
+    survives a resume. One job writes each target, so two writers never share a name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name.split('.')[0]}.", suffix=f".tmp{suffix}", dir=path.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
-    # mkstemp creates 0600; results are shared, so use the umask like any other new file.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)
+    stem, _, rest = path.name.partition(".")
+    tmp_path = path.parent / (f".{stem}.tmp.{rest}" if rest else f".{stem}.tmp")
+    # Truncate a leftover; a block that writes nothing still yields an (empty) file.
+    tmp_path.write_bytes(b"")
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        tmp_path.unlink(missing_ok=True)
 
 
 def write_tsv(df: pd.DataFrame, path: str | Path, index: bool = False) -> None:
