@@ -182,7 +182,7 @@ class FrameImputer(TransformerMixin, BaseEstimator):
         self.keep_batch_ = self.batch in X.columns
         return self
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame | np.ndarray:
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Fill missing values with training medians."""
         # C order whatever the input's block layout: reductions then round identically.
         values = np.ascontiguousarray(X[self.columns_].to_numpy(dtype=float))

@@ -15,9 +15,7 @@ agrees with float32 to Dice 0.9999 on the demo).
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import logging
 from pathlib import Path
 
@@ -220,17 +218,14 @@ def hdbet_mask(
         work = ants.resample_image(src, (network_spacing_mm,) * 3, use_voxels=False, interp_type=0)
     data = work.numpy().astype(np.float32)
     spacing = tuple(float(s) for s in np.asarray(work.spacing)[::-1])
-    # The wheel's prediction loop prints progress; keep it in our log instead of stdout.
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        seg = run_hdbet_network(
-            to_hdbet_array(data),
-            spacing,
-            folds=folds,
-            tta=bool(tta),
-            device=device,
-            precision=precision,
-        )
+    seg = run_hdbet_network(
+        to_hdbet_array(data),
+        spacing,
+        folds=folds,
+        tta=bool(tta),
+        device=device,
+        precision=precision,
+    )
     log.info("HD-BET (%s, tta=%s, %s) on %s voxels", mode, tta, precision, data.shape)
     mask = from_hdbet_array(np.asarray(seg)).astype(np.float32)
     if work is not src:
