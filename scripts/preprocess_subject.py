@@ -55,7 +55,6 @@ def skullstrip():
         tta=strip["tta"],
         device=strip["device"],
         precision=strip["precision"],
-        network_spacing_mm=strip["network_spacing_mm"],
         volume_ml_range=tuple(strip["brain_volume_ml_range"]),
     )
 

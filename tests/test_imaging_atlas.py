@@ -50,3 +50,28 @@ def test_subject_to_mni_points_recovers_known_shift(tmp_path):
         # The template warped into subject space lands on the subject's own intensities.
         back = warp_template_to_subject(template, subject, [str(saved)])
         assert np.corrcoef(back[brain], data[brain])[0, 1] > 0.95
+
+
+def test_affine_point_mapping_equals_ants(tmp_path):
+    """The ANTs-free affine path maps points as ants.apply_transforms_to_points does."""
+    import ants
+    import pandas as pd
+
+    from radiogenomics.imaging.atlas import LPS, invert_ants_affine_points
+
+    rng = np.random.default_rng(3)
+    tx = ants.create_ants_transform(transform_type="AffineTransform", dimension=3)
+    matrix = np.eye(3) + rng.normal(0, 0.08, (3, 3))
+    tx.set_parameters(np.concatenate([matrix.ravel(), [4.0, -7.5, 2.25]]))
+    tx.set_fixed_parameters([10.0, -20.0, 30.0])
+    path = tmp_path / "to_template_affine.mat"
+    ants.write_transform(tx, str(path))
+    pts = rng.uniform(-80, 80, (50, 3))
+    df = pd.DataFrame(pts @ LPS.T, columns=["x", "y", "z"])
+    want = ants.apply_transforms_to_points(3, df, [str(path)], whichtoinvert=[True])
+    got = invert_ants_affine_points(pts @ LPS.T, path)
+    np.testing.assert_allclose(got, want[["x", "y", "z"]].to_numpy(), atol=1e-3)
+    assert np.abs(got - pts @ LPS.T).max() > 5  # the transform moved the points
+    np.testing.assert_allclose(
+        subject_to_mni_points(pts, [path]), want[["x", "y", "z"]].to_numpy() @ LPS.T, atol=1e-3
+    )
