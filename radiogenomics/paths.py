@@ -43,6 +43,17 @@ def roi_paths(sd: str | Path) -> dict[str, Path]:
     return {roi: Path(sd) / "seg" / "rois" / f"{roi}.nii.gz" for roi in ROIS}
 
 
+def prep_paths(sd: str | Path) -> dict[str, Path]:
+    """Files of `preprocess_subject` that later jobs read by path (SyN runs add the warps)."""
+    prep = Path(sd) / "prep"
+    return {
+        "brain_mask": prep / "brain_mask.nii.gz",
+        "atlas_affine": prep / "to_template_affine.mat",
+        "atlas_warp": prep / "to_template_warp.nii.gz",
+        "atlas_invwarp": prep / "to_template_invwarp.nii.gz",
+    }
+
+
 def entities_from_path(path: str | Path) -> tuple[str, str, str]:
     """(cohort, subject, session) from any path inside a subject directory."""
     parts = Path(path).parts

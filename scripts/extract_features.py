@@ -17,14 +17,15 @@ from radiogenomics.features import (
     run_radiomics,
 )
 from radiogenomics.habitats.apply import apply_subject
-from radiogenomics.paths import roi_paths, session_dir_of
+from radiogenomics.paths import prep_paths, roi_paths, session_dir_of
 from radiogenomics.runner import run_subject_steps
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 out = dict(sm.output.items())
 sd = session_dir_of(sm.input.segmentation)
 rois = {roi: str(path) for roi, path in roi_paths(sd).items()}
-manifest, brain = sm.input.manifest, str(sd / "prep" / "brain_mask.nii.gz")
+prep = prep_paths(sd)
+manifest, brain = sm.input.manifest, str(prep["brain_mask"])
 cfg = dict(sm.params.features)
 
 
@@ -47,8 +48,10 @@ def lesion_families():
     if "mismatch" in out:
         run_mismatch(manifest, rois, brain, out["mismatch"], cfg)
     if "location" in out:
-        affine = str(sd / "prep" / "to_template_affine.mat")
-        run_location(manifest, rois, brain, affine, out["location"], cfg=cfg)
+        # After SyN the inverse warp refines the affine's subject -> MNI mapping.
+        warps = [prep["atlas_invwarp"]] if prep["atlas_invwarp"].exists() else []
+        transforms = [str(p) for p in [prep["atlas_affine"], *warps]]
+        run_location(manifest, rois, brain, transforms, out["location"], cfg=cfg)
     if "perturbed" in out:
         radiomics_long = out.get("radiomics_perturbed")
         run_perturbed(

@@ -102,6 +102,18 @@ def test_same_config_twice_is_byte_identical(tmp_path: Path) -> None:
         assert (tmp_path / "r1" / name).read_bytes() == (tmp_path / "r2" / name).read_bytes()
 
 
+def test_outer_folds_in_parallel_give_the_same_predictions() -> None:
+    """`cohort.threads` only changes speed: each outer fold carries its own seed."""
+    features, labels, y = planted(n=80, p=5, seed=2)
+    X = features[[c for c in features.columns if "__" in c] + ["site"]]
+    pipe, grid = build_pipeline("lasso"), {"model__C": [0.1, 1.0]}
+    kw = {"outer_folds": 4, "repeats": 2, "inner_folds": 3, "seed": 5}
+    serial = nested_cv(pipe, grid, X, y, n_jobs=1, **kw)
+    parallel = nested_cv(pipe, grid, X, y, n_jobs=2, **kw)
+    np.testing.assert_array_equal(serial.oof, parallel.oof)
+    assert serial.params == parallel.params
+
+
 def test_shuffled_labels_average_chance() -> None:
     """20 permutations of the same nested CV: mean AUC within 0.45-0.55, p small on real signal."""
     features, labels, y = planted(n=120, p=6, effect=1.6, seed=3)

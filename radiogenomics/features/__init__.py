@@ -210,19 +210,24 @@ def run_mismatch(manifest_path, roi_paths, brain_path, out, cfg=None) -> pd.Data
     return df
 
 
-def default_point_mapper(transform: str | Path) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Subject mm -> MNI mm through the preprocessing stage's atlas transform (None if absent)."""
+def default_point_mapper(
+    transform: str | Path | list[str | Path],
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Subject mm -> MNI mm through the preprocessing stage's atlas transform: the affine `.mat`,
+    plus the inverse warp after SyN (None if a file is absent or empty)."""
     try:
         from radiogenomics.imaging.atlas import subject_to_mni_points
     except ImportError:
         return None
-    if not Path(transform).exists() or Path(transform).stat().st_size == 0:
+    files = [str(f) for f in (transform if isinstance(transform, list | tuple) else [transform])]
+    if not all(Path(f).exists() and Path(f).stat().st_size > 0 for f in files):
         return None
-    return lambda pts: np.asarray(subject_to_mni_points(pts, [str(transform)]), dtype=float)
+    return lambda pts: np.asarray(subject_to_mni_points(pts, files), dtype=float)
 
 
 def run_location(manifest_path, roi_paths, brain_path, transform, out, cfg=None, to_mni=None):
-    """Write `features/location.tsv` (`to_mni` overrides the atlas mapping, e.g. in tests)."""
+    """Write `features/location.tsv`. `transform`: the atlas affine `.mat`, or a list that adds
+    the inverse warp after SyN; `to_mni` overrides the atlas mapping (e.g. in tests)."""
     cfg = settings(cfg) | {"rois": list(location.MORPHOLOGY_ROIS)}
     ids, qc, manifest, seq_paths, rois = _subject(manifest_path, roi_paths, cfg, out)
     brain = _brain(brain_path, rois, qc)
@@ -236,7 +241,8 @@ def run_location(manifest_path, roi_paths, brain_path, transform, out, cfg=None,
     )
     for why in reasons:
         qc.add(why)
-    prov = _base_prov(manifest_path, cfg) | {"transform": str(transform)}
+    files = transform if isinstance(transform, list | tuple) else [transform]
+    prov = _base_prov(manifest_path, cfg) | {"transform": ";".join(str(f) for f in files)}
     df = feature_row(ids, feats, prov, qc)
     write_row(df, out)
     return df

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from radiogenomics.intake.discover import build_subject_table
+from radiogenomics.paths import prep_paths
 
 # Jobs inherit this environment. glibc hands every array over 32 MB back to the OS and zeroes
 # fresh pages for the next one; HD-BET and ANTs allocate hundreds of them per session (3 of 29
@@ -17,6 +18,13 @@ for _var, _value in {
     "MALLOC_TRIM_THRESHOLD_": str(2**32),
 }.items():
     os.environ.setdefault(_var, _value)
+
+
+def per_attempt(amount):
+    """A resource that grows with each retry: an out-of-memory or out-of-time job under the SLURM
+    profile (retries: 2) comes back with two, then three times the rule's amount."""
+    return lambda wildcards, attempt: amount * attempt
+
 
 SD = "results/{cohort}/sub-{subject}/ses-{session}"
 # Population habitat model: written by fit_habitat_model, read by extract_features.
@@ -36,6 +44,11 @@ def _demo_plan():
 
 DEMO_PLAN = _demo_plan()
 SUBJECTS = build_subject_table(config["cohorts"], DEMO_PLAN)
+# Per-job lookups go through plain dicts: a pandas row per job cost a 1,000-subject DAG ~0.5 s.
+SUBJECT_ROWS = {
+    (row["cohort"], row["subject"], row["session"]): row
+    for row in SUBJECTS.to_dict("records")
+}
 
 
 def cohort_config(cohort):
@@ -45,7 +58,7 @@ def cohort_config(cohort):
 
 def subject_row(wildcards):
     """The subject table row of one cohort/subject/session."""
-    return SUBJECTS.loc[(wildcards.cohort, wildcards.subject, wildcards.session)]
+    return SUBJECT_ROWS[(wildcards.cohort, wildcards.subject, wildcards.session)]
 
 
 def subject_paths(pattern, role=None, cohort=None, rows=None):

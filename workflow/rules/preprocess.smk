@@ -6,6 +6,8 @@ PREP_MAPS = sorted(
     set(config["sequences"]["optional_maps"]) | set(PREP["normalisation"]["maps"])
 )
 ATLAS_SYN = PREP["atlas"]["transform"] == "syn"
+# Later jobs read the brain mask and atlas transforms by path: one definition of where they live.
+PREP_PATHS = prep_paths(SD)
 
 
 # One job per session for the whole chain: each step needs the previous one, none is worth its
@@ -16,8 +18,8 @@ rule preprocess_subject:
     output:
         **(
             {
-                "warp": f"{SD}/prep/to_template_warp.nii.gz",
-                "invwarp": f"{SD}/prep/to_template_invwarp.nii.gz",
+                "warp": str(PREP_PATHS["atlas_warp"]),
+                "invwarp": str(PREP_PATHS["atlas_invwarp"]),
             }
             if ATLAS_SYN
             else {}
@@ -25,8 +27,8 @@ rule preprocess_subject:
         n4_manifest=f"{SD}/prep/n4/manifest.json",
         coreg_manifest=f"{SD}/prep/coreg/manifest.json",
         similarity=f"{SD}/prep/coreg/similarity.tsv",
-        mask=f"{SD}/prep/brain_mask.nii.gz",
-        affine=f"{SD}/prep/to_template_affine.mat",
+        mask=str(PREP_PATHS["brain_mask"]),
+        affine=str(PREP_PATHS["atlas_affine"]),
         template=f"{SD}/prep/template_in_subject.nii.gz",
         wm=f"{SD}/prep/template_wm_in_subject.nii.gz",
         hemisphere=f"{SD}/prep/hemisphere_in_subject.nii.gz",
@@ -44,8 +46,8 @@ rule preprocess_subject:
     threads: 1
     resources:
         # HD-BET on CPU peaks at ~2.6 GB on a 1 mm head.
-        mem_mb=4000,
-        runtime=60 if ATLAS_SYN else 40,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(60 if ATLAS_SYN else 40),
     params:
         config=PREP,
         maps=PREP_MAPS,

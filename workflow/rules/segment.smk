@@ -21,7 +21,7 @@ if any(c.get("segmentation") == "nnunet" for c in config["cohorts"]):
 rule segment_tumor:
     input:
         prep=f"{SD}/prep/manifest.json",
-        brain=f"{SD}/prep/brain_mask.nii.gz",
+        brain=str(PREP_PATHS["brain_mask"]),
         anat=provided_labels_input,
         coreg=f"{SD}/prep/coreg/manifest.json",
         similarity=f"{SD}/prep/coreg/similarity.tsv",
@@ -50,8 +50,8 @@ rule segment_tumor:
     # One thread: the mixtures gain nothing from a second one (3.3 s either way on the demo).
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(20),
     params:
         # Per-cohort values and the run seed as plain params; the script picks by its wildcards.
         methods={
