@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
+
+from radiogenomics.templates import mni152_path
 
 # Tissue classes whose fractions make up every normal voxel (tumour is painted on top).
 TISSUES = ("wm", "gm", "csf", "bone", "marrow", "galea", "fat", "skin")
@@ -36,19 +37,10 @@ class Template:
     affine: np.ndarray
 
 
-def template_dir() -> Path:
-    """Folder of the MNI152 files shipped inside the installed nilearn package."""
-    import nilearn.datasets
-
-    return Path(nilearn.datasets.__file__).parent / "data"
-
-
 @lru_cache(maxsize=1)
 def load_template() -> Template:
     """Load the nilearn MNI152 T1/GM/WM maps (cached per process)."""
-    d = template_dir()
-    stem = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
-    imgs = {k: nib.load(str(d / stem.format(k))) for k in ("t1", "gm", "wm")}
+    imgs = {k: nib.load(mni152_path(k)) for k in ("t1", "gm", "wm")}
     arr = {k: np.asarray(v.dataobj, dtype=np.float32) for k, v in imgs.items()}
     return Template(
         t1=arr["t1"], gm=arr["gm"] / 255.0, wm=arr["wm"] / 255.0, affine=imgs["t1"].affine.copy()

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -27,6 +26,7 @@ from scipy import ndimage
 
 from radiogenomics.config import float_params
 from radiogenomics.features.common import prefixed, spacing_mm, voxel_volume_ml
+from radiogenomics.templates import mni152_path
 
 FAMILY = "location"
 LOBES = (
@@ -82,18 +82,11 @@ def lobe_labels(mni: np.ndarray) -> np.ndarray:
     return out
 
 
-def _nilearn_template(name: str) -> nib.Nifti1Image:
-    import nilearn.datasets
-
-    path = Path(nilearn.datasets.__file__).parent / "data"
-    return nib.load(path / f"mni_icbm152_{name}_tal_nlin_sym_09a_converted.nii.gz")
-
-
 @lru_cache(maxsize=1)
 def ventricle_prior() -> tuple[np.ndarray, np.ndarray]:
     """(boolean ventricle mask, affine) in MNI152 2009a space from nilearn's GM/WM templates."""
-    gm = _nilearn_template("gm")
-    wm = np.asarray(_nilearn_template("wm").dataobj, dtype=np.float32) / 255.0
+    gm = nib.load(mni152_path("gm"))
+    wm = np.asarray(nib.load(mni152_path("wm")).dataobj, dtype=np.float32) / 255.0
     tissue = np.asarray(gm.dataobj, dtype=np.float32) / 255.0 + wm
     # 2 mm is ample for a contact test and 8x cheaper than the 1 mm template.
     tissue = tissue[::2, ::2, ::2]
