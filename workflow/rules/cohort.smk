@@ -70,8 +70,8 @@ rule aggregate_features:
         "../../envs/modelling.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(2000),
-        runtime=per_attempt(15),
+        mem_mb=2000,
+        runtime=15,
     params:
         subjects=COH_SUBJECT_RECORDS,
         families=COH_FAMILIES,
@@ -102,8 +102,8 @@ rule feature_robustness:
         "../../envs/modelling.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(2000),
-        runtime=per_attempt(15),
+        mem_mb=2000,
+        runtime=15,
     params:
         threshold=COH["icc_threshold"],
         kind=COH["icc_kind"],
@@ -129,8 +129,8 @@ rule harmonise_features:
         "../../envs/modelling.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(2000),
-        runtime=per_attempt(15),
+        mem_mb=2000,
+        runtime=15,
     params:
         batch=COH["combat"]["batch_column"],
         enabled=COH["combat"]["enabled"],

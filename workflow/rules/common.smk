@@ -20,12 +20,6 @@ for _var, _value in {
     os.environ.setdefault(_var, _value)
 
 
-def per_attempt(amount):
-    """A resource that grows with each retry: an out-of-memory or out-of-time job under the SLURM
-    profile (retries: 2) comes back with two, then three times the rule's amount."""
-    return lambda wildcards, attempt: amount * attempt
-
-
 SD = "results/{cohort}/sub-{subject}/ses-{session}"
 # Population habitat model: written by fit_habitat_model, read by extract_features.
 HAB_DIR = "results/habitats"

@@ -22,8 +22,8 @@ rule generate_demo_subject:
         "../../envs/imaging.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(DEMO_MEM_MB),
-        runtime=per_attempt(15),
+        mem_mb=DEMO_MEM_MB,
+        runtime=15,
     params:
         demo=config["demo"],
         seed=config["seed"],
@@ -46,8 +46,8 @@ rule write_demo_tables:
         "../../envs/imaging.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(500),
-        runtime=per_attempt(5),
+        mem_mb=500,
+        runtime=5,
     params:
         demo=config["demo"],
         seed=config["seed"],

@@ -42,8 +42,8 @@ rule extract_features:
     threads: 1
     resources:
         # Wavelet radiomics on a 1 mm brain: ~1.9 GB peak (benchmarks/radiomics_speed.py).
-        mem_mb=per_attempt(4000),
-        runtime=per_attempt(80),
+        mem_mb=4000,
+        runtime=80,
     params:
         features=FEAT,
         habitats=config["habitats"],

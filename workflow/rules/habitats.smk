@@ -33,8 +33,8 @@ rule fit_habitat_model:
         "../../envs/imaging.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(4000),
-        runtime=per_attempt(30),
+        mem_mb=4000,
+        runtime=30,
     params:
         habitats=HAB,
         seed=config["seed"],
@@ -56,8 +56,8 @@ rule spatiotemporal_habitats:
         "../../envs/imaging.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(2000),
-        runtime=per_attempt(20),
+        mem_mb=2000,
+        runtime=20,
     params:
         habitats=HAB,
         seed=config["seed"],

@@ -16,8 +16,8 @@ rule intake_subject:
         "../../envs/imaging.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(1500),
-        runtime=per_attempt(10),
+        mem_mb=1500,
+        runtime=10,
     params:
         cohorts=COHORTS,
         row=intake_params_row,
@@ -47,8 +47,8 @@ rule validate_labels:
         "../../envs/modelling.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(500),
-        runtime=per_attempt(5),
+        mem_mb=500,
+        runtime=5,
     params:
         cohort=lambda wc: wc.cohort,
         path=lambda wc: cohort_config(wc.cohort).get("labels"),
@@ -72,8 +72,8 @@ rule intake_report:
         "../../envs/modelling.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(1000),
-        runtime=per_attempt(5),
+        mem_mb=1000,
+        runtime=5,
     params:
         cohorts=list(COHORTS),
     script:

@@ -57,8 +57,8 @@ rule marker_strategy:
         "../../envs/modelling.yaml"
     threads: COH["threads"]
     resources:
-        mem_mb=per_attempt(3000),
-        runtime=per_attempt(60),
+        mem_mb=3000,
+        runtime=60,
     params:
         settings=COH_SETTINGS,
     script:
@@ -85,8 +85,8 @@ rule marker_summary:
         "../../envs/modelling.yaml"
     threads: COH["threads"]
     resources:
-        mem_mb=per_attempt(3000),
-        runtime=per_attempt(60),
+        mem_mb=3000,
+        runtime=60,
     params:
         settings=COH_SETTINGS,
     script:

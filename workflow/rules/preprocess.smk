@@ -46,8 +46,8 @@ rule preprocess_subject:
     threads: 1
     resources:
         # HD-BET on CPU peaks at ~2.6 GB on a 1 mm head.
-        mem_mb=per_attempt(4000),
-        runtime=per_attempt(60 if ATLAS_SYN else 40),
+        mem_mb=4000,
+        runtime=60 if ATLAS_SYN else 40,
     params:
         config=PREP,
         maps=PREP_MAPS,

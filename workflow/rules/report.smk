@@ -103,8 +103,8 @@ rule report_cohorts:
         "../../envs/modelling.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(1000),
-        runtime=per_attempt(5),
+        mem_mb=1000,
+        runtime=5,
     params:
         sites=SITES,
         max_rows=REP["table_max_rows"],
@@ -148,8 +148,8 @@ if HAS_QC:
             "../../envs/modelling.yaml"
         threads: 1
         resources:
-            mem_mb=per_attempt(2000),
-            runtime=per_attempt(10),
+            mem_mb=2000,
+            runtime=10,
         params:
             outlier_z=REP["outlier_z"],
             max_overlays=REP["max_overlays"],
@@ -184,8 +184,8 @@ if HAS_FEATURES:
             "../../envs/modelling.yaml"
         threads: 1
         resources:
-            mem_mb=per_attempt(2000),
-            runtime=per_attempt(5),
+            mem_mb=2000,
+            runtime=5,
         script:
             "../../scripts/report_features.py"
 
@@ -212,8 +212,8 @@ if HAS_COMBAT:
             "../../envs/modelling.yaml"
         threads: 1
         resources:
-            mem_mb=per_attempt(2000),
-            runtime=per_attempt(5),
+            mem_mb=2000,
+            runtime=5,
         params:
             sites=SITES,
         script:
@@ -240,8 +240,8 @@ if HAS_ICC:
             "../../envs/modelling.yaml"
         threads: 1
         resources:
-            mem_mb=per_attempt(1000),
-            runtime=per_attempt(5),
+            mem_mb=1000,
+            runtime=5,
         script:
             "../../scripts/report_features.py"
 
@@ -266,8 +266,8 @@ if HAS_IBSI:
             "../../envs/modelling.yaml"
         threads: 1
         resources:
-            mem_mb=per_attempt(500),
-            runtime=per_attempt(5),
+            mem_mb=500,
+            runtime=5,
         script:
             "../../scripts/report_features.py"
 
@@ -298,8 +298,8 @@ rule report_section:
         "../../envs/modelling.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(1000),
-        runtime=per_attempt(10),
+        mem_mb=1000,
+        runtime=10,
     params:
         root=lambda wc: f"results/{wc.section}",
         # Example per-subject habitat overlays (the population figures come from results/habitats).
@@ -343,8 +343,8 @@ if HAS_MARKERS:
             "../../envs/modelling.yaml"
         threads: 1
         resources:
-            mem_mb=per_attempt(1000),
-            runtime=per_attempt(5),
+            mem_mb=1000,
+            runtime=5,
         params:
             # The stage folders sit beside the report folder: results/{markers,validation}.
             markers_root=lambda w, output: str(
@@ -389,8 +389,8 @@ rule report_run:
         "../../envs/modelling.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(1000),
-        runtime=per_attempt(5),
+        mem_mb=1000,
+        runtime=5,
     params:
         benchmarks="benchmarks/rules",
     script:

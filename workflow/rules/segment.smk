@@ -50,8 +50,8 @@ rule segment_tumor:
     # One thread: the mixtures gain nothing from a second one (3.3 s either way on the demo).
     threads: 1
     resources:
-        mem_mb=per_attempt(4000),
-        runtime=per_attempt(20),
+        mem_mb=4000,
+        runtime=20,
     params:
         # Per-cohort values and the run seed as plain params; the script picks by its wildcards.
         methods={

@@ -39,8 +39,8 @@ rule unsupervised_subtypes:
         "../../envs/modelling.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(3000),
-        runtime=per_attempt(30),
+        mem_mb=3000,
+        runtime=30,
     params:
         settings=COH_SETTINGS,
     script:

@@ -35,8 +35,8 @@ rule external_validation:
         "../../envs/modelling.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(2000),
-        runtime=per_attempt(15),
+        mem_mb=2000,
+        runtime=15,
     params:
         settings=COH_SETTINGS,
     script:
