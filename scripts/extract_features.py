@@ -48,8 +48,9 @@ def lesion_families():
     if "mismatch" in out:
         run_mismatch(manifest, rois, brain, out["mismatch"], cfg)
     if "location" in out:
-        # After SyN the inverse warp refines the affine's subject -> MNI mapping.
-        warps = [prep["atlas_invwarp"]] if prep["atlas_invwarp"].exists() else []
+        # After SyN the inverse warp refines the affine's subject -> MNI mapping. The config says
+        # whether it belongs to this run: a warp left from an earlier SyN run must not be used.
+        warps = [prep["atlas_invwarp"]] if sm.params.atlas_syn else []
         transforms = [str(p) for p in [prep["atlas_affine"], *warps]]
         run_location(manifest, rois, brain, transforms, out["location"], cfg=cfg)
     if "perturbed" in out:

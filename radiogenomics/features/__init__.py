@@ -210,16 +210,13 @@ def run_mismatch(manifest_path, roi_paths, brain_path, out, cfg=None) -> pd.Data
     return df
 
 
-def default_point_mapper(
-    transform: str | Path | list[str | Path],
-) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Subject mm -> MNI mm through the preprocessing stage's atlas transform: the affine `.mat`,
-    plus the inverse warp after SyN (None if a file is absent or empty)."""
+def default_point_mapper(files: list[str]) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Subject mm -> MNI mm through the preprocessing stage's atlas transform files: the affine
+    `.mat`, plus the inverse warp after SyN (None if a file is absent or empty)."""
     try:
         from radiogenomics.imaging.atlas import subject_to_mni_points
     except ImportError:
         return None
-    files = [str(f) for f in (transform if isinstance(transform, list | tuple) else [transform])]
     if not all(Path(f).exists() and Path(f).stat().st_size > 0 for f in files):
         return None
     return lambda pts: np.asarray(subject_to_mni_points(pts, files), dtype=float)
@@ -231,18 +228,18 @@ def run_location(manifest_path, roi_paths, brain_path, transform, out, cfg=None,
     cfg = settings(cfg) | {"rois": list(location.MORPHOLOGY_ROIS)}
     ids, qc, manifest, seq_paths, rois = _subject(manifest_path, roi_paths, cfg, out)
     brain = _brain(brain_path, rois, qc)
+    files = [str(f) for f in (transform if isinstance(transform, list | tuple) else [transform])]
     masks = {r: (m if m is not None else np.zeros(rois.shape, bool)) for r, m in rois.masks.items()}
     for roi, why in rois.problems.items():
         if rois.masks.get(roi) is None:
             qc.add(why, rois.paths.get(roi))
-    mapper = to_mni if to_mni is not None else default_point_mapper(transform)
+    mapper = to_mni if to_mni is not None else default_point_mapper(files)
     feats, reasons = location.extract_location(
         masks, brain, rois.affine, mapper, location.LocationParams.from_config(cfg["location"])
     )
     for why in reasons:
         qc.add(why)
-    files = transform if isinstance(transform, list | tuple) else [transform]
-    prov = _base_prov(manifest_path, cfg) | {"transform": ";".join(str(f) for f in files)}
+    prov = _base_prov(manifest_path, cfg) | {"transform": ";".join(files)}
     df = feature_row(ids, feats, prov, qc)
     write_row(df, out)
     return df

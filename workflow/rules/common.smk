@@ -19,7 +19,6 @@ for _var, _value in {
 }.items():
     os.environ.setdefault(_var, _value)
 
-
 SD = "results/{cohort}/sub-{subject}/ses-{session}"
 # Population habitat model: written by fit_habitat_model, read by extract_features.
 HAB_DIR = "results/habitats"

@@ -47,5 +47,6 @@ rule extract_features:
     params:
         features=FEAT,
         habitats=config["habitats"],
+        atlas_syn=ATLAS_SYN,
     script:
         "../../scripts/extract_features.py"
