@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 from radiogenomics.demo import generate_subject
-from radiogenomics.runner import setup_logging
+from radiogenomics.runner import exclude_from_collector, setup_logging
 
 setup_logging(snakemake.log[0])  # noqa: F821
 result = generate_subject(
@@ -15,3 +15,5 @@ result = generate_subject(
     out_root=Path(snakemake.output.flag).parents[2],  # noqa: F821
 )
 logging.getLogger("radiogenomics.demo").info("wrote %d session(s)", len(result))
+# One job per demo subject: skip the collector's pass at exit, as the per-session jobs do.
+exclude_from_collector()

@@ -69,7 +69,7 @@ def register_atlas():
         out.wm,
         out.hemisphere,
         transform=atlas["transform"],
-        template_resolution_mm=atlas["template_resolution_mm"],
+        template_files=(sm.input.template, sm.input.template_wm),
         mask_abnormal=atlas["mask_abnormal"],
         warp_out=getattr(out, "warp", None),
         invwarp_out=getattr(out, "invwarp", None),

@@ -12,9 +12,11 @@ import pytest
 from radiogenomics.imaging.atlas import (
     hemisphere_image,
     load_template,
+    read_template,
     register_to_template,
     subject_to_mni_points,
     warp_template_to_subject,
+    write_template,
 )
 from radiogenomics.imaging.common import set_threads
 
@@ -26,6 +28,18 @@ def test_hemisphere_labels_follow_mni_x():
     ijk_right = np.rint(np.linalg.inv(template.affine) @ [40, -20, 10, 1]).astype(int)[:3]
     assert hemi.get_fdata()[tuple(ijk_left)] == 1
     assert hemi.get_fdata()[tuple(ijk_right)] == 2
+
+
+def test_written_template_reads_back_as_loaded(tmp_path):
+    """The run's one-off template files give preprocess jobs exactly what nilearn would."""
+    write_template(2, tmp_path / "t1.nii.gz", tmp_path / "wm.nii.gz")
+    for loaded, read in zip(
+        load_template(2), read_template(tmp_path / "t1.nii.gz", tmp_path / "wm.nii.gz"), strict=True
+    ):
+        assert read.shape == loaded.shape == (99, 117, 95)
+        np.testing.assert_array_equal(read.affine, loaded.affine)
+        np.testing.assert_array_equal(np.asarray(read.dataobj), np.asarray(loaded.dataobj))
+        assert np.asarray(read.dataobj).dtype == np.float32
 
 
 @pytest.mark.slow

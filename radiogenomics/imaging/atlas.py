@@ -55,6 +55,23 @@ def load_template(resolution_mm: int = 2) -> tuple[nib.Nifti1Image, nib.Nifti1Im
     )
 
 
+def write_template(resolution_mm: int, t1_out: str | Path, wm_out: str | Path) -> None:
+    """Write the registration target and its WM map once per run (nilearn resamples its 1 mm
+    files on every load: 1 s that each session's job would otherwise repeat)."""
+    for image, out in zip(load_template(resolution_mm), (t1_out, wm_out), strict=True):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        nib.save(image, str(out))
+
+
+def read_template(t1_file: str | Path, wm_file: str | Path) -> tuple[nib.Nifti1Image, ...]:
+    """The template pair `write_template` wrote, as float32 images."""
+    images = []
+    for path in (t1_file, wm_file):
+        img = load_nifti(path, stage=STAGE, what="MNI152 template")
+        images.append(nib.Nifti1Image(np.asarray(img.dataobj, np.float32), img.affine))
+    return tuple(images)
+
+
 def hemisphere_image(template: nib.Nifti1Image) -> nib.Nifti1Image:
     """Template-space labels: 1 left hemisphere (x < 0), 2 right (x >= 0), 0 outside brain."""
     data = np.asarray(template.dataobj) > 0
@@ -175,12 +192,17 @@ def atlas_subject(
     *,
     transform: str = "affine",
     template_resolution_mm: int = 2,
+    template_files: tuple[str | Path, str | Path] | None = None,
     mask_abnormal: bool = True,
     warp_out: str | Path | None = None,
     invwarp_out: str | Path | None = None,
     seed: int = 0,
 ) -> dict:
-    """Register a subject to MNI152; write transforms and template maps in subject space."""
+    """Register a subject to MNI152; write transforms and template maps in subject space.
+
+    `template_files` (T1, WM) are the run's copies from `write_template`; without them the
+    template is loaded at `template_resolution_mm`.
+    """
     manifest = read_manifest(coreg_manifest, stage=STAGE)
     paths = sequence_paths(coreg_manifest, manifest)
     seq = next((s for s in ("t1", manifest.get("reference", "t1ce")) if s in paths), None)
@@ -208,7 +230,10 @@ def atlas_subject(
         log.info(
             "excluding %d crude abnormal voxels (%s) from the atlas metric", exclude.sum(), abn_seq
         )
-    template, wm = load_template(template_resolution_mm)
+    if template_files is None:
+        template, wm = load_template(template_resolution_mm)
+    else:
+        template, wm = read_template(*template_files)
     seed_ants(seed)
     tmp = Path(tempfile.mkdtemp(prefix="atlas_"))
     try:

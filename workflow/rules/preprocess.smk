@@ -8,6 +8,28 @@ PREP_MAPS = sorted(
 ATLAS_SYN = PREP["atlas"]["transform"] == "syn"
 # Later jobs read the brain mask and atlas transforms by path: one definition of where they live.
 PREP_PATHS = prep_paths(SD)
+ATLAS_MM = PREP["atlas"]["template_resolution_mm"]
+
+
+# Once per run: nilearn resamples its 1 mm template on every load (1 s a session otherwise).
+rule resample_atlas_template:
+    output:
+        t1=f"results/atlas/mni152_t1_{ATLAS_MM}mm.nii.gz",
+        wm=f"results/atlas/mni152_wm_{ATLAS_MM}mm.nii.gz",
+    log:
+        "logs/resample_atlas_template.log",
+    benchmark:
+        "benchmarks/rules/resample_atlas_template.tsv"
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        resolution_mm=ATLAS_MM,
+    script:
+        "../../scripts/resample_atlas_template.py"
 
 
 # One job per session for the whole chain: each step needs the previous one, none is worth its
@@ -15,6 +37,8 @@ PREP_PATHS = prep_paths(SD)
 rule preprocess_subject:
     input:
         manifest=f"{SD}/anat/manifest.json",
+        template=rules.resample_atlas_template.output.t1,
+        template_wm=rules.resample_atlas_template.output.wm,
     output:
         **(
             {

@@ -1,0 +1,55 @@
+"""Failure isolation of per-subject rule scripts (radiogenomics.runner), run in-process."""
+
+import gc
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from radiogenomics.errors import SubjectError
+from radiogenomics.runner import run_subject_steps
+
+
+@pytest.fixture
+def job(tmp_path):
+    """A stand-in for Snakemake's job object: two outputs of one session, one log."""
+    sd = tmp_path / "results" / "demo_a" / "sub-A001" / "ses-01"
+    outputs = [str(sd / "prep" / "manifest.json"), str(sd / "prep" / "brain_mask.nii.gz")]
+    yield SimpleNamespace(output=outputs, log=[str(tmp_path / "job.log")]), sd
+    gc.unfreeze()  # the runner freezes the collector's objects: give this test process them back
+
+
+def test_steps_run_in_order_and_job_objects_leave_the_collector(job):
+    sm, _ = job
+    ran = []
+    gc.unfreeze()
+    run_subject_steps(sm, [("a", lambda: ran.append("a")), ("b", lambda: ran.append("b"))])
+    assert ran == ["a", "b"]
+    assert gc.get_freeze_count() > 1000
+
+
+def test_failing_step_is_recorded_and_later_steps_skipped(job):
+    sm, sd = job
+    ran = []
+
+    def bad():
+        raise SubjectError("brain mask volume 12 ml outside plausible range", file="t1.nii.gz")
+
+    run_subject_steps(
+        sm,
+        [
+            ("bias_correct_n4", lambda: ran.append("n4")),
+            ("skullstrip_brain", bad),
+            ("x", ran.clear),
+        ],
+    )
+    assert ran == ["n4"]
+    record = json.loads((sd / "qc" / "failure.json").read_text())
+    assert record["stage"] == "skullstrip_brain"
+    assert record["subject"] == "A001" and record["session"] == "01"
+    assert "12 ml" in record["message"]
+    # Every output exists as an empty placeholder, so downstream jobs see the marker and skip.
+    assert all(
+        (sd / "prep" / name).stat().st_size == 0 for name in ["manifest.json", "brain_mask.nii.gz"]
+    )
+    assert gc.get_freeze_count() > 0
