@@ -70,18 +70,29 @@ def _session(tmp_path: Path, name: str) -> Path:
     return sd
 
 
-def _preprocess(sd: Path, cfg: dict, log: Path) -> dict[str, Path]:
+@pytest.fixture(scope="module")
+def atlas_template(tmp_path_factory) -> dict[str, Path]:
+    """What rule resample_atlas_template writes once per run."""
+    from radiogenomics.imaging.atlas import write_template
+
+    folder = tmp_path_factory.mktemp("atlas")
+    files = {"template": folder / "mni152_t1_2mm.nii.gz", "template_wm": folder / "wm.nii.gz"}
+    write_template(2, files["template"], files["template_wm"])
+    return files
+
+
+def _preprocess(sd: Path, cfg: dict, log: Path, template: dict[str, Path]) -> dict[str, Path]:
     out = _prep_outputs(sd / "prep")
     params = {"config": cfg, "maps": ["adc", "rcbv"], "seed": 7, "skull_stripped": {"c": False}}
     wildcards = {"cohort": "c", "subject": sd.parent.name[4:], "session": "1"}
-    inputs = {"manifest": sd / "anat/manifest.json"}
+    inputs = {"manifest": sd / "anat/manifest.json", **template}
     _run("preprocess_subject.py", FakeSnakemake(inputs, out, params, log, wildcards=wildcards))
     return out
 
 
-def test_preprocess_job_runs_every_step(tmp_path, prep_config):
+def test_preprocess_job_runs_every_step(tmp_path, prep_config, atlas_template):
     sd = _session(tmp_path, "01")
-    out = _preprocess(sd, prep_config, tmp_path / "logs/prep.log")
+    out = _preprocess(sd, prep_config, tmp_path / "logs/prep.log", atlas_template)
     assert not (sd / "qc/failure.json").exists(), (sd / "qc/failure.json").read_text()
     assert sorted(json.loads(out["manifest"].read_text())["sequences"]) == ["flair", "t1ce"]
     mask = nib.load(str(out["mask"]))
@@ -93,12 +104,12 @@ def test_preprocess_job_runs_every_step(tmp_path, prep_config):
         assert f"radiogenomics.imaging.{module}:" in log, module
 
 
-def test_failing_step_is_recorded_under_its_stage(tmp_path, prep_config):
+def test_failing_step_is_recorded_under_its_stage(tmp_path, prep_config, atlas_template):
     # A brain-volume range no head satisfies: skull stripping (the third step) fails.
     cfg = copy.deepcopy(prep_config)
     cfg["skullstrip"]["brain_volume_ml_range"] = [1, 2]
     sd = _session(tmp_path, "02")
-    out = _preprocess(sd, cfg, tmp_path / "logs/prep.log")
+    out = _preprocess(sd, cfg, tmp_path / "logs/prep.log", atlas_template)
     failure = json.loads((sd / "qc/failure.json").read_text())
     assert failure["stage"] == "skullstrip_brain", failure
     assert failure["subject"] == "02"

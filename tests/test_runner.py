@@ -15,8 +15,7 @@ def job(tmp_path):
     """A stand-in for Snakemake's job object: two outputs of one session, one log."""
     sd = tmp_path / "results" / "demo_a" / "sub-A001" / "ses-01"
     outputs = [str(sd / "prep" / "manifest.json"), str(sd / "prep" / "brain_mask.nii.gz")]
-    yield SimpleNamespace(output=outputs, log=[str(tmp_path / "job.log")]), sd
-    gc.unfreeze()  # the runner freezes the collector's objects: give this test process them back
+    return SimpleNamespace(output=outputs, log=[str(tmp_path / "job.log")]), sd
 
 
 def test_steps_run_in_order_and_job_objects_leave_the_collector(job):
