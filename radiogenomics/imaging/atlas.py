@@ -190,9 +190,8 @@ def atlas_subject(
     wm_out: str | Path,
     hemisphere_out: str | Path,
     *,
+    template_files: tuple[str | Path, str | Path],
     transform: str = "affine",
-    template_resolution_mm: int = 2,
-    template_files: tuple[str | Path, str | Path] | None = None,
     mask_abnormal: bool = True,
     warp_out: str | Path | None = None,
     invwarp_out: str | Path | None = None,
@@ -200,8 +199,7 @@ def atlas_subject(
 ) -> dict:
     """Register a subject to MNI152; write transforms and template maps in subject space.
 
-    `template_files` (T1, WM) are the run's copies from `write_template`; without them the
-    template is loaded at `template_resolution_mm`.
+    `template_files` (T1, WM) are the run's registration target, written once by `write_template`.
     """
     manifest = read_manifest(coreg_manifest, stage=STAGE)
     paths = sequence_paths(coreg_manifest, manifest)
@@ -230,10 +228,7 @@ def atlas_subject(
         log.info(
             "excluding %d crude abnormal voxels (%s) from the atlas metric", exclude.sum(), abn_seq
         )
-    if template_files is None:
-        template, wm = load_template(template_resolution_mm)
-    else:
-        template, wm = read_template(*template_files)
+    template, wm = read_template(*template_files)
     seed_ants(seed)
     tmp = Path(tempfile.mkdtemp(prefix="atlas_"))
     try:
