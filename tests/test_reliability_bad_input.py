@@ -2,7 +2,7 @@
 
 One workflow run holds the clean tiny demo (demo_a: 2 subjects; demo_b: 1 DICOM subject with
 fake PHI) and extra cohorts whose subjects each carry one kind of bad input, built here by
-damaging copies of generated demo images (tests/reliability_helpers.py). The run must exit 0 with
+damaging copies of generated demo images (tests/helpers/reliability.py). The run must exit 0 with
 --keep-going, list every bad input once in results/qc/failures.tsv (naming subject and file),
 leave the clean subjects' outputs byte-identical to a clean run of demo_a alone (the resume
 test's run), and write no PHI anywhere under results/.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import reliability_helpers as rh
+from helpers import reliability as rh
 
 from radiogenomics.cohort.aggregate import label_failures
 from radiogenomics.io import read_json

@@ -12,17 +12,18 @@ from radiogenomics.runner import run_subject_steps
 
 @pytest.fixture
 def job(tmp_path):
-    """A stand-in for Snakemake's job object: two outputs of one session, one log."""
+    """A job's outputs (two files of one session) and its log."""
     sd = tmp_path / "results" / "demo_a" / "sub-A001" / "ses-01"
     outputs = [str(sd / "prep" / "manifest.json"), str(sd / "prep" / "brain_mask.nii.gz")]
-    return SimpleNamespace(output=outputs, log=[str(tmp_path / "job.log")]), sd
+    return SimpleNamespace(output=outputs, log=str(tmp_path / "job.log")), sd
 
 
 def test_steps_run_in_order_and_job_objects_leave_the_collector(job):
     sm, _ = job
     ran = []
     gc.unfreeze()
-    run_subject_steps(sm, [("a", lambda: ran.append("a")), ("b", lambda: ran.append("b"))])
+    steps = [("a", lambda: ran.append("a")), ("b", lambda: ran.append("b"))]
+    run_subject_steps(steps, sm.output, sm.log)
     assert ran == ["a", "b"]
     assert gc.get_freeze_count() > 1000
 
@@ -35,12 +36,13 @@ def test_failing_step_is_recorded_and_later_steps_skipped(job):
         raise SubjectError("brain mask volume 12 ml outside plausible range", file="t1.nii.gz")
 
     run_subject_steps(
-        sm,
         [
             ("bias_correct_n4", lambda: ran.append("n4")),
             ("skullstrip_brain", bad),
             ("x", ran.clear),
         ],
+        sm.output,
+        sm.log,
     )
     assert ran == ["n4"]
     record = json.loads((sd / "qc" / "failure.json").read_text())

@@ -21,8 +21,9 @@ from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.metrics import silhouette_score  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+from radiogenomics.cohort.common import baseline_rows, read_inputs, select_features  # noqa: E402
 from radiogenomics.cohort.harmonise import ComBatHarmoniser, FrameImputer  # noqa: E402
-from radiogenomics.cohort.markers import save_figure  # noqa: E402
+from radiogenomics.figures import save_figure  # noqa: E402
 from radiogenomics.labels import MARKERS, marker_binary  # noqa: E402
 
 
@@ -150,7 +151,6 @@ def run_unsupervised(
     """Rule unsupervised_subtypes: subtypes, silhouette, PCA variance, association, heatmap."""
     from pathlib import Path
 
-    from radiogenomics.cohort.markers import baseline_rows, read_inputs, select_features
     from radiogenomics.io import write_tsv
 
     out = Path(outdir)

@@ -13,6 +13,7 @@ from radiogenomics.intake.deid import clean_header
 from radiogenomics.intake.dicom import convert_session
 from radiogenomics.intake.nifti import canonical_image, sidecar_for
 from radiogenomics.io import save_nifti, write_json
+from radiogenomics.labels import map_label_convention
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,7 @@ def unusable_map_reason(img: nib.Nifti1Image) -> str | None:
 
 def check_provided_labels(data: np.ndarray, convention: str, file: str | Path) -> None:
     """Fail at intake, not after preprocessing, on unmappable label values or an empty mask."""
-    # Imported here: the segmentation package is not needed by cohorts without labels.
-    from radiogenomics.segmentation.provided import map_label_convention
-
-    try:
-        map_label_convention(data, convention, file=file)
-    except SubjectError as exc:
-        exc.stage = "intake"
-        raise
+    map_label_convention(data, convention, file=file, stage="intake")
     if not np.any(data):
         raise SubjectError(
             "provided tumour labels are empty (every voxel is 0)", stage="intake", file=file

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from radiogenomics.figures import message_figure
 from radiogenomics.io import read_tsv, write_tsv
 from radiogenomics.report import benchmarks, cohorts, features, markers, qc
 from radiogenomics.report.collect import collect_section, copy_file
-from radiogenomics.report.style import message_figure, table_html, write_text
+from radiogenomics.report.style import table_html, write_text
 from radiogenomics.report.versions import software_versions
 
 log = logging.getLogger("radiogenomics.report")
@@ -129,13 +130,12 @@ def build_section(
     extra_overlays: list[str],
     max_overlays: int,
     max_rows: int,
-    skip: list[str] = (),
 ) -> None:
-    """Copy one stage's figures and tables (plus up to `max_overlays` subject overlays), except
-    files matching a `skip` regex (already in the report through their own rule)."""
+    """Render one stage's tables (plus up to `max_overlays` subject overlays) for the report; the
+    stage's figures are report items of their own rules."""
     usable = [p for p in sorted(extra_overlays) if Path(p).exists() and Path(p).stat().st_size]
     extra = [(p, "subjects", qc.overlay_name(p)) for p in usable[:max_overlays]]
-    done = collect_section(root, dest, extra=extra, max_rows=max_rows, skip=skip)
+    done = collect_section(root, dest, extra=extra, max_rows=max_rows)
     log.info("section %s: %d items collected into %s", root, len(done), dest)
 
 
@@ -158,7 +158,7 @@ def build_marker_summary(
         out["table_html"],
     )
     if cv.empty and val.empty:
-        message_figure(out["figure"], "Markers", "no marker metrics were produced in this run")
+        message_figure(out["figure"], "no marker metrics were produced in this run", "Markers")
     else:
         markers.marker_summary_figure(cv, val, review, out["figure"])
 

@@ -31,7 +31,7 @@ import yaml
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SEED = 20241125
 # One demo plan for every run here, so demo_a subjects are the same images in all of them.
