@@ -2,7 +2,7 @@
 
 DEMO_ROOT = config["demo"]["root"]
 
-# Peak memory grows with the voxel count (1 mm has 8x the voxels of 2 mm).
+# Peak memory grows with the voxel count (1 mm has eight times the voxels of 2 mm).
 DEMO_MEM_MB = 1500 if float(config["demo"]["resolution_mm"]) >= 2 else 4000
 
 

@@ -40,7 +40,7 @@ rule extract_features:
         "../../envs/radiomics.yaml"
     threads: 1
     resources:
-        # Wavelet radiomics on a 1 mm brain peaks near 1.9 GB (benchmarks/radiomics_speed.py).
+        # Wavelet radiomics on a 1 mm brain (docs/performance.md).
         mem_mb=4000,
         runtime=80,
     params:

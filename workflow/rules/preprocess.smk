@@ -73,7 +73,7 @@ rule preprocess_subject:
     # by side use a workstation's cores better than one subject on two.
     threads: 1
     resources:
-        # HD-BET on CPU peaks near 2.6 GB on a 1 mm head.
+        # HD-BET on CPU on a 1 mm head (docs/performance.md).
         mem_mb=4000,
         runtime=60 if ATLAS_SYN else 40,
     params:
