@@ -43,8 +43,8 @@ class DscProtocol:
     mtt_s: float = 4.0  # default mean transit time
     tissue_relaxivity_ratio: float = 4.0
     noise: float = 0.01  # Gaussian sd per channel, fraction of the median brain S0
-    max_rotation_deg: float = 1.0
-    max_translation_mm: float = 1.0
+    max_rotation_deg: float = 0.5
+    max_translation_mm: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,13 @@ def simulate_dsc(
         "aif": aif,
         "times": t,
         "motion": motion,
-        "truth": {"rcbv": rc, "cbv_ml_100ml": 100 * cbv_frac, "k2": kk, "mtt": mt,
-                  "noise_sd": sigma},  # fmt: skip
+        "truth": {
+            "rcbv": rc,
+            "cbv_ml_100ml": 100 * cbv_frac,
+            "k2": kk,
+            "mtt": mt,
+            "noise_sd": sigma,
+        },  # fmt: skip
     }
 
 
@@ -202,7 +207,7 @@ def synthetic_brain(
     shape: tuple[int, int, int] = (64, 64, 16),
     voxel_mm: tuple[float, float, float] = (1.8, 1.8, 5.0),
     seed: int = 0,
-    psf_vox: tuple[float, float, float] = (0.8, 0.8, 0.5),
+    psf_vox: tuple[float, float, float] = (0.8, 0.8, 0.8),
 ) -> dict:
     """Small planted brain for simulator round trips: tissues, a leaky tumour, an artery.
 

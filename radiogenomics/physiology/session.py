@@ -205,7 +205,7 @@ def dsc_session(
         **result.meta,
         "motion": motion_meta,
         "source": [str(p) for p in paths],
-        "brain_mask": str(brain_mask) if brain_mask else "signal above 20% of the baseline 99th percentile",
+        "brain_mask": str(brain_mask) if brain_mask else "signal_mask of the baseline mean",
     }
     written = write_maps(result.maps, grid_reference(ref_img), out_dir, meta, DSC_UNITS)
     return {**written, "meta": meta}
