@@ -107,3 +107,40 @@ def load_nifti(path: str | Path, *, stage: str = "", what: str = "image") -> nib
         np.asarray(data), img.affine, img.header if isinstance(img, nib.Nifti1Image) else None
     )
     return out
+
+
+def load_nifti_4d(
+    path: str | Path, *, stage: str = "", what: str = "4-D series", min_volumes: int = 2
+) -> nib.Nifti1Image:
+    """Load and fully read a 4-D NIfTI (x, y, z, volumes); 3-D or corrupt files raise SubjectError.
+
+    `load_nifti` rejects 4-D on purpose; raw acquisitions (DSC, DWI, DCE) come through here."""
+    path = Path(path)
+    if not path.exists():
+        raise SubjectError(f"{what} not found", stage=stage, file=path)
+    if path.stat().st_size == 0:
+        raise SubjectError(
+            f"{what} is an empty file (an earlier step failed?)", stage=stage, file=path
+        )
+    try:
+        img = nib.load(str(path))
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:  # nibabel raises many types for corrupt/truncated files
+        raise SubjectError(
+            f"cannot read {what}: {type(exc).__name__}: {exc}", stage=stage, file=path
+        ) from exc
+    if data.ndim == 5 and data.shape[3] == 1:
+        data = data[:, :, :, 0, :]  # some converters write (x, y, z, 1, t)
+    if data.ndim != 4:
+        raise SubjectError(
+            f"{what} must be 4-D (x, y, z, volumes), got shape {data.shape}", stage=stage, file=path
+        )
+    if data.shape[3] < min_volumes:
+        raise SubjectError(
+            f"{what} has {data.shape[3]} volume(s), at least {min_volumes} needed",
+            stage=stage,
+            file=path,
+        )
+    return nib.Nifti1Image(
+        np.asarray(data), img.affine, img.header if isinstance(img, nib.Nifti1Image) else None
+    )
