@@ -358,7 +358,7 @@ def save_crop_set(cs: CropSet, path: str | Path) -> None:
         "array": cs.array.astype(np.float32, copy=False),
         "affines": cs.affines.astype(np.float64, copy=False),
         "channels": np.array(cs.channels, dtype=str),
-        "settings_hash": np.array(cs.settings_hash),
+        "settings_hash": np.array([cs.settings_hash]),
         "meta": cs.meta[META_COLUMNS].to_numpy(dtype=np.float64).reshape(-1, len(META_COLUMNS)),
     }
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
@@ -377,7 +377,7 @@ def load_crop_set(path: str | Path, settings: CropSettings | None = None) -> Cro
             array=z["array"],
             affines=z["affines"],
             channels=tuple(str(c) for c in z["channels"]),
-            settings_hash=str(z["settings_hash"]),
+            settings_hash=str(z["settings_hash"].reshape(-1)[0]),
             meta=pd.concat([ids, pd.DataFrame(z["meta"], columns=META_COLUMNS)], axis=1),
         )
     if settings is not None and cs.settings_hash != settings.digest():

@@ -1,4 +1,5 @@
-"""Deep learning per marker (cohort stage): synthetic crops with a planted signal (tests, benchmarks).
+"""Deep learning per marker (cohort stage): synthetic crops with a planted signal, for tests
+and benchmarks.
 
 Each crop holds smooth noise plus a Gaussian blob near the centre; in channel 0 the blob is
 brighter in positive subjects (`effect` z-units), other channels carry the blob at a

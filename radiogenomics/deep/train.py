@@ -77,19 +77,16 @@ def augment(
     jitter: float,
     intensity: np.ndarray,
 ) -> torch.Tensor:
-    """Random flips, small rotations (trilinear) and per-channel intensity scale/shift."""
+    """Random flips and small rotations (one trilinear resampling), per-channel scale/shift."""
     n, c = x.shape[:2]
-    flips = rng.random((n, len(flip_axes))) < 0.5
-    if flips.any():
-        x = torch.stack(
-            [
-                xi.flip([a + 1 for a, f in zip(flip_axes, fl, strict=True) if f]) if fl.any() else xi
-                for xi, fl in zip(x, flips, strict=True)
-            ]
-        )
-    if rotate_deg > 0:
-        rot = rotation_matrices(rng.uniform(-rotate_deg, rotate_deg, (n, 3)))
-        theta = np.concatenate([rot, np.zeros((n, 3, 1))], axis=2)
+    # affine_grid's columns are (W, H, D), the reverse of the array's axes (0, 1, 2).
+    signs = np.ones((n, 3))
+    for a in flip_axes:
+        signs[:, 2 - int(a)] = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    rot = rotation_matrices(rng.uniform(-rotate_deg, rotate_deg, (n, 3)))
+    if rotate_deg > 0 or (signs < 0).any():
+        # A flip is a mirror of the normalised grid: exact at voxel centres (align_corners=False).
+        theta = np.concatenate([rot * signs[:, None, :], np.zeros((n, 3, 1))], axis=2)
         theta_t = torch.as_tensor(theta, dtype=x.dtype, device=x.device)
         grid = F.affine_grid(theta_t, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
