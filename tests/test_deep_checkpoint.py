@@ -86,3 +86,21 @@ def test_fit_starts_from_the_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match=str(path)):
         bad.fit(X, y)
     assert np.isfinite(est.predict_proba(X)).all()
+
+
+def test_strategy_keys_build_the_pipeline_and_check_the_checkpoint_early(tmp_path):
+    from radiogenomics.deep.crops import CropSettings
+    from radiogenomics.deep.train import cnn_pipeline
+    from radiogenomics.errors import ConfigError
+
+    settings = CropSettings(channels=("t1ce", "flair"), roi_channels=("whole_tumor",))
+    cfg = {"model": "cnn", "channels": ["t1ce", "flair"], "epochs": 5, "widths": [4, 8],
+           "blocks": [1, 1], "crop_mm": 4}  # fmt: skip
+    est = cnn_pipeline(cfg, 7, settings).named_steps["model"]
+    assert (est.epochs, est.widths, est.seed, est.mask_channels) == (5, (4, 8), 7, (2,))
+    with pytest.raises(ConfigError, match="unknown keys \\['epoch'\\]"):
+        cnn_pipeline({"epoch": 5}, 7, settings)
+    path = tmp_path / "other.pt"
+    torch.save(ResNet3D(3, widths=(4, 16), blocks=(1, 1)).state_dict(), path)
+    with pytest.raises(CheckpointError, match="other.pt"):
+        cnn_pipeline({**cfg, "checkpoint": str(path)}, 7, settings)

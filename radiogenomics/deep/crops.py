@@ -44,8 +44,10 @@ class CropSettings:
     channels: tuple[str, ...] = ("t1ce", "flair", "adc", "rcbv")
     roi_channels: tuple[str, ...] = ()
     centre_roi: str = "whole_tumor"
-    spacing_mm: float = 3.0
-    size: int = 32
+    # 24^3 voxels of 4 mm (a 96 mm cube, the demo's largest tumour plus oedema) fit the nested CV
+    # into the demo's CPU budget; 32^3 at 3 mm gave the same IDH AUC at twice the CPU time.
+    spacing_mm: float = 4.0
+    size: int = 24
     clip_z: float = 5.0
 
     @classmethod

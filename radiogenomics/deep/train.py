@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 # cuBLAS is deterministic only with a fixed workspace, which must be set before CUDA starts.
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -24,8 +25,11 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
 from sklearn.model_selection import StratifiedShuffleSplit  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
 
+from radiogenomics.deep.crops import CropSettings  # noqa: E402
 from radiogenomics.deep.network import ResNet3D, load_checkpoint  # noqa: E402
+from radiogenomics.errors import ConfigError  # noqa: E402
 
 
 def resolve_device(device: str) -> torch.device:
@@ -309,3 +313,35 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         """Class with the higher probability."""
         return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+
+# markers.yaml keys of a `model: cnn` strategy that set CNNClassifier parameters (same names).
+MODEL_KEYS = (
+    "widths", "blocks", "stem_kernel", "stem_stride", "dropout", "epochs", "batch_size", "lr",
+    "weight_decay", "val_fraction", "patience", "min_epochs", "flip_axes", "rotate_deg", "jitter",
+    "class_weight", "checkpoint", "threads", "device",
+)  # fmt: skip
+# Keys that define the crops (deep.crops.CropSettings.from_config).
+CROP_KEYS = ("channels", "roi_channels", "centre_roi", "crop_mm", "crop_size", "clip_z")
+
+
+def cnn_pipeline(cfg: Mapping[str, Any], seed: int, settings: CropSettings) -> Pipeline:
+    """The unfitted `Pipeline([("model", CNNClassifier)])` of a cnn strategy's markers.yaml keys.
+
+    Grid keys then read `model__epochs` etc., as for the other strategies. Unknown keys fail
+    here, before any fold runs; a checkpoint is checked against the network at once.
+    """
+    allowed = set(MODEL_KEYS) | set(CROP_KEYS) | {"model", "features", "grid"}
+    unknown = sorted(set(cfg) - allowed)
+    if unknown:
+        raise ConfigError(f"cnn strategy: unknown keys {unknown} (allowed: {sorted(allowed)})")
+    params: dict[str, Any] = {k: cfg[k] for k in MODEL_KEYS if k in cfg}
+    for k in ("widths", "blocks", "flip_axes"):
+        if k in params:
+            params[k] = tuple(int(v) for v in params[k])
+    if params.get("checkpoint"):
+        params["checkpoint"] = str(params["checkpoint"])
+    est = CNNClassifier(seed=int(seed), mask_channels=settings.mask_channels, **params)
+    if est.checkpoint:
+        est.build_network(len(settings.channel_names))  # raises CheckpointError now, not per fold
+    return Pipeline([("model", est)])
