@@ -50,7 +50,8 @@ def test_saliency_files_in_world_space(fitted, tmp_path):
     crop_img = nib.load(paths["crop_nifti"])
     assert np.allclose(crop_img.affine, aff)
     cam = np.asarray(crop_img.dataobj)
-    assert np.allclose(cam, grad_cam(est, X[0]), atol=1e-6)
+    target = int(est.predict_proba(X[:1])[0, 1] >= 0.5)
+    assert np.allclose(cam, grad_cam(est, X[0], target=target), atol=1e-6) and cam.max() == 1
     on_ref = nib.load(paths["nifti"])
     assert np.allclose(on_ref.affine, ref_aff) and on_ref.shape == (60, 60, 50)
     # The peak lands at the same world point in both grids (within a reference voxel).

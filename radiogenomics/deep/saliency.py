@@ -33,19 +33,33 @@ def as_cnn(model) -> CNNClassifier:
     return est
 
 
-def grad_cam(model, crop: np.ndarray, target: int = 1) -> np.ndarray:
-    """Grad-CAM of one crop (c, s, s, s) for the positive (1) or negative (0) class, in [0, 1]."""
+def grad_cam(model, crop: np.ndarray, target: int = 1, stage: int | None = None) -> np.ndarray:
+    """Grad-CAM of one crop (c, s, s, s) for class `target` (1 positive, 0 negative), in [0, 1].
+
+    `stage` is the residual stage whose activations are weighted (1-based). By default the
+    deepest stage whose map still has >= 6 voxels per side: the last stage of the default
+    network is 3^3 on a 24^3 crop, too coarse to point at a part of the tumour.
+    """
     est = as_cnn(model)
     crop = np.asarray(crop, dtype=np.float32)
     if crop.shape != est.input_shape_:
         raise ValueError(f"crop of shape {crop.shape}, the model expects {est.input_shape_}")
     net = est.model_.eval()
+    if stage is not None and not 1 <= int(stage) <= net.n_layers:
+        raise ValueError(f"stage {stage} not in 1..{net.n_layers}")
     with torch_runtime(est.threads, est.seed, torch.device("cpu")):
-        x = torch.as_tensor(crop[None])
-        fmap = net.features(x)
-        fmap.retain_grad()
-        logit = net.head(fmap)[0]
+        x = net.relu(net.bn1(net.conv1(torch.as_tensor(crop[None]))))
+        maps = []
+        for i in range(net.n_layers):
+            x = getattr(net, f"layer{i + 1}")(x)
+            x.retain_grad()
+            maps.append(x)
+        if stage is None:
+            fine = [i for i, m in enumerate(maps) if min(m.shape[2:]) >= 6]
+            stage = (fine[-1] if fine else 0) + 1
+        logit = net.head(x)[0]
         (logit if target == 1 else -logit).backward()
+        fmap = maps[int(stage) - 1]
         weights = fmap.grad.mean(dim=(2, 3, 4), keepdim=True)
         cam = torch.relu((weights * fmap).sum(dim=1, keepdim=True)).detach()
         cam = F.interpolate(cam, size=crop.shape[1:], mode="trilinear", align_corners=False)
@@ -81,7 +95,12 @@ def overlay_png(
     contour: np.ndarray | None = None,
 ) -> None:
     """Axial, coronal and sagittal slices through the map's peak, map over the background."""
-    peak = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    # Through the map's peak; through the centre when the map is empty.
+    peak = (
+        np.unravel_index(int(np.argmax(cam)), cam.shape)
+        if cam.max() > 0
+        else tuple(n // 2 for n in cam.shape)
+    )
     # Crop axes are RAS (i = x, j = y, k = z): transpose so anterior/superior point up.
     cuts = [
         ("axial", background[:, :, peak[2]], cam[:, :, peak[2]], None),
@@ -127,10 +146,14 @@ def write_saliency(
 ) -> dict[str, str]:
     """Grad-CAM of one session: `{name}_crop.nii.gz`, `{name}.nii.gz` on `reference`, `{name}.png`.
 
-    `background` is the channel shown under the map; a `roi:` channel, if any, is outlined.
+    The map explains the predicted class (a negative prediction has no positive evidence to
+    show). `background` is the channel under the map; a `roi:` channel, if any, is outlined.
     """
     out_dir = Path(out_dir)
-    cam = grad_cam(model, crop)
+    est = as_cnn(model)
+    prob = float(est.predict_proba(np.asarray(crop)[None])[0, 1])
+    target = int(prob >= 0.5)
+    cam = grad_cam(est, crop, target=target)
     paths = {
         "crop_nifti": str(out_dir / f"{name}_crop.nii.gz"),
         "png": str(out_dir / f"{name}.png"),
@@ -143,8 +166,8 @@ def write_saliency(
     rois = [i for i, c in enumerate(channels) if c.startswith("roi:")]
     contour = np.asarray(crop[rois[0]]) if rois else None
     label = channels[background] if channels else f"channel {background}"
-    overlay_png(paths["png"], np.asarray(crop[background]), cam, title or f"{name} ({label})",
-                contour)  # fmt: skip
+    what = f"{name}: p = {prob:.2f}, map for class {est.classes_[target]} (over {label})"
+    overlay_png(paths["png"], np.asarray(crop[background]), cam, title or what, contour)
     return paths
 
 
