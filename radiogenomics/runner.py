@@ -29,6 +29,12 @@ def setup_logging(log_path: str | Path | None) -> None:
         force=True,
     )
     logging.captureWarnings(True)
+    # A job that dies on an uncaught error leaves its traceback in its log, not only on the console.
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(exc_type, exc, tb) -> None:
+    logging.getLogger("radiogenomics").critical("job failed", exc_info=(exc_type, exc, tb))
 
 
 def _placeholders(outputs: list[str]) -> None:

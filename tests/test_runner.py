@@ -54,3 +54,20 @@ def test_failing_step_is_recorded_and_later_steps_skipped(job):
         (sd / "prep" / name).stat().st_size == 0 for name in ["manifest.json", "brain_mask.nii.gz"]
     )
     assert gc.get_freeze_count() > 0
+
+
+def test_uncaught_error_of_a_job_lands_in_its_log(tmp_path):
+    """A cohort-level script that raises leaves the traceback in its log file."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "job.log"
+    code = (
+        "from radiogenomics.runner import setup_logging\n"
+        f"setup_logging({str(log)!r})\n"
+        "raise ValueError('attempt to get argmax of an empty sequence')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode != 0
+    text = log.read_text()
+    assert "Traceback" in text and "ValueError: attempt to get argmax" in text

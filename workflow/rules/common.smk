@@ -13,6 +13,7 @@ SD = subject_dir_pattern()
 HAB_DIR = "results/habitats"
 HABITAT_MODEL = f"{HAB_DIR}/model.joblib"
 COHORTS = {c["name"]: c for c in config["cohorts"]}
+FEATURE_TABLE_COHORTS = [c for c in config["cohorts"] if c["layout"] == "feature-table"]
 # Stage files register here, next to their rules; `rule all` and the report only read these.
 # COHORT_TARGETS: stage -> cohort-level results of the default run (the report waits for them).
 # REPORT_SECTIONS: stage -> report category in which report_section shows the stage's tables.
