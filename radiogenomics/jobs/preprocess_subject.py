@@ -114,4 +114,9 @@ def run_preprocess_subject(
 ) -> None:
     """Rule preprocess_subject: N4 to normalisation for one session, under failure isolation."""
     set_threads(threads)
-    run_subject_steps(preprocess_steps(inputs, outputs, settings), list(outputs.values()), log)
+    run_subject_steps(
+        preprocess_steps(inputs, outputs, settings),
+        list(outputs.values()),
+        log,
+        job="preprocess_subject",
+    )
