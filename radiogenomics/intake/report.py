@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from radiogenomics.errors import ConfigError
@@ -46,22 +47,28 @@ def validate_cohort_labels(
             }
         )
     found = validate_labels(df)  # unknown subjects are listed by the report, not treated as errors
-    bad_rows = set()
+    drop_rows: set[int] = set()
     for issue in found:
+        message = issue.message
+        if issue.column == KEY:
+            drop_rows.add(issue.row)
+        else:
+            # One bad cell must not cost the row's valid labels: blank the cell, keep the row.
+            df.loc[issue.row, issue.column] = np.nan
+            message += "; value ignored, the rest of the row is kept"
         issues.append(
             {
                 "cohort": cohort,
                 "row": issue.row,
                 "column": issue.column,
                 "value": issue.value,
-                "message": issue.message,
+                "message": message,
                 "file": path,
             }
         )
-        bad_rows.add(issue.row)
     # A duplicated ID is ambiguous: drop every row of that subject, not just the second.
     dup_ids = {i.value for i in found if i.message.startswith("duplicate")}
-    keep = ~df.index.isin(bad_rows) & ~df[KEY].astype(str).isin(dup_ids)
+    keep = ~df.index.isin(drop_rows) & ~df[KEY].astype(str).isin(dup_ids)
     clean = coerce_labels(df[keep]) if keep.any() else empty
     return clean.reset_index(drop=True), pd.DataFrame(issues, columns=ISSUE_COLUMNS)
 
