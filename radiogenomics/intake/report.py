@@ -73,9 +73,29 @@ def validate_cohort_labels(
     return clean.reset_index(drop=True), pd.DataFrame(issues, columns=ISSUE_COLUMNS)
 
 
-def intake_report(manifests: list[str], labels_tables: dict[str, str]) -> pd.DataFrame:
-    """One row per subject/session with images and/or labels: what is there, what is missing."""
+def intake_report(
+    manifests: list[str],
+    labels_tables: dict[str, str],
+    refused: pd.DataFrame | list[dict] | None = None,
+) -> pd.DataFrame:
+    """One row per subject/session with images and/or labels: what is there, what is missing.
+
+    `refused` (from `discover_subjects`) adds a `refused_id` row per entry left out for an
+    unusable ID, under its raw ID, with the reason."""
     rows = []
+    for r in pd.DataFrame(refused if refused is not None else []).to_dict("records"):
+        rows.append(
+            {
+                "cohort": r["cohort"],
+                "subject": r["raw_subject"],
+                "session": r["raw_session"],
+                "status": "refused_id",
+                "has_images": False,
+                "has_labels": False,
+                "sequences": "",
+                "message": r["reason"],
+            }
+        )
     labels = {c: pd.read_csv(p, sep="\t", dtype={KEY: str}) for c, p in labels_tables.items()}
     for path in manifests:
         p = Path(path)
@@ -110,7 +130,7 @@ def intake_report(manifests: list[str], labels_tables: dict[str, str]) -> pd.Dat
         if not has_labels and status == "ok":
             row["status"] = "images_without_labels"
         rows.append(row)
-    imaged = {(r["cohort"], r["subject"]) for r in rows}
+    imaged = {(r["cohort"], r["subject"]) for r in rows if r["status"] != "refused_id"}
     for cohort, lab in labels.items():
         for subject in lab[KEY].astype(str):
             if (cohort, subject) not in imaged:
