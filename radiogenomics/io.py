@@ -74,9 +74,11 @@ def neutralise_formulas(df: pd.DataFrame, index: bool = True) -> pd.DataFrame:
     """`df` with every formula-like text cell (and column name) neutralised; `df` itself when
     none is, so numeric tables are written exactly as before."""
     out = df
-    for pos, (_, col) in enumerate(df.items()):
-        if col.dtype != object and not isinstance(col.dtype, pd.StringDtype):
-            continue
+    # Only text columns can hold formulas; picking them by dtype skips the numeric bulk cheaply.
+    is_text = pd.api.types.is_object_dtype
+    text = [i for i, t in enumerate(df.dtypes) if is_text(t) or isinstance(t, pd.StringDtype)]
+    for pos in text:
+        col = df.iloc[:, pos]
         fixed = col.map(neutralise_formula, na_action="ignore")
         changed = fixed.ne(col) & col.notna()
         if changed.any():
