@@ -209,8 +209,8 @@ def _coregister_moved(crops: dict, aff: np.ndarray, root: Path, extreme: bool):
 def test_extreme_reference_voxel_keeps_rigid_registration_and_output_values(brain_crop, tmp_path):
     """coregister_subject: with the voxel in the reference every sequence is still registered
     (not the header fallback), as accurately as without it, and the output keeps the original
-    intensities, voxel included. Measured (mean error, mm, over 5 runs): t2 1.21-1.36 clean and
-    1.02-1.34 with the voxel, flair 0.37-0.46 and 0.40-0.49 (the BraTS-space sequences are
+    intensities, voxel included. Measured (mean error, mm, over 6 runs): t2 1.21-1.36 clean and
+    1.02-1.34 with the voxel, flair 0.37-0.60 and 0.40-0.55 (the BraTS-space sequences are
     themselves co-registered only to ~1 mm; ANTs' multithreaded metric varies run to run).
     Before the metric's intensities were winsorised, MI barely rose (0.04 -> 0.07)."""
     set_threads(2)
