@@ -12,4 +12,5 @@ run_intake_report(
     sm.params.labels_files,
     sm.output.report,
     sm.output.unmatched,
+    sm.params.refused,
 )

@@ -253,7 +253,9 @@ def test_labels_validation_reports_rows_and_keeps_good_rows(tmp_path):
         "A3\twildtype\tunmethylated\t100\nA3\twildtype\tunmethylated\t90\n"
     )
     clean, issues = validate_cohort_labels("c", str(labels), {}, ["A1", "A2", "A3"])
-    assert list(clean.subject) == ["A1"]
+    # A2's bad idh cell is dropped, its os_days kept; A3 (duplicated) is dropped entirely.
+    assert list(clean.subject) == ["A1", "A2"]
+    assert pd.isna(clean.idh[1]) and clean.os_days[1] == 200
     by_row = {int(r.row): r for r in issues.itertuples()}
     assert by_row[3].column == "idh" and "mutated" in by_row[3].value
     assert "duplicate" in by_row[5].message

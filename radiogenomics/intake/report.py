@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from radiogenomics.errors import ConfigError
@@ -49,22 +50,28 @@ def validate_cohort_labels(
             }
         )
     found = validate_labels(df)  # unknown subjects are listed by the report, not treated as errors
-    bad_rows = set()
+    drop_rows: set[int] = set()
     for issue in found:
+        message = issue.message
+        if issue.column == KEY:
+            drop_rows.add(issue.row)
+        else:
+            # One bad cell must not cost the row's valid labels: blank the cell, keep the row.
+            df.loc[issue.row, issue.column] = np.nan
+            message += "; value ignored, the rest of the row is kept"
         issues.append(
             {
                 "cohort": cohort,
                 "row": issue.row,
                 "column": issue.column,
                 "value": issue.value,
-                "message": issue.message,
+                "message": message,
                 "file": path,
             }
         )
-        bad_rows.add(issue.row)
     # A duplicated ID is ambiguous: drop every row of that subject, not just the second.
     dup_ids = {i.value for i in found if i.message.startswith("duplicate")}
-    keep = ~df.index.isin(bad_rows) & ~df[KEY].astype(str).isin(dup_ids)
+    keep = ~df.index.isin(drop_rows) & ~df[KEY].astype(str).isin(dup_ids)
     clean = coerce_labels(df[keep]) if keep.any() else empty
     return clean.reset_index(drop=True), pd.DataFrame(issues, columns=ISSUE_COLUMNS)
 
@@ -109,12 +116,15 @@ def intake_report(
     labels_tables: dict[str, str],
     feature_tables: dict[str, list[str]] | None = None,
     labels_files: dict[str, str | None] | None = None,
+    refused: pd.DataFrame | list[dict] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What intake found, and the labels rows that match no images.
 
     The report has one row per imaged session (or feature-table subject, which has features
-    but no images by design) with its status, and one summary row per cohort counting its labels
-    rows without images (`n_subjects`); those subjects are listed in the second table.
+    but no images by design) with its status, one `refused_id` row per entry left out for an
+    unusable ID (`refused`, from `discover_subjects`; under its raw ID, with the reason), and one
+    summary row per cohort counting its labels rows without images (`n_subjects`); those subjects
+    are listed in the second table.
     """
     labels = {c: pd.read_csv(p, sep="\t", dtype={KEY: str}) for c, p in labels_tables.items()}
     known = {c: set(lab[KEY].astype(str)) for c, lab in labels.items()}
@@ -142,6 +152,20 @@ def intake_report(
             for m in MARKERS:
                 row[f"label_{m}"] = rec.get(m, "") if pd.notna(rec.get(m, None)) else ""
     present = {(r["cohort"], r["subject"]) for r in rows}
+    for r in pd.DataFrame(refused if refused is not None else []).to_dict("records"):
+        rows.append(
+            {
+                "cohort": r["cohort"],
+                "subject": r["raw_subject"],
+                "session": r["raw_session"],
+                "status": "refused_id",
+                "n_subjects": 1,
+                "has_images": False,
+                "has_labels": False,
+                "sequences": "",
+                "message": r["reason"],
+            }
+        )
     unmatched = [
         {"cohort": c, "subject": s, "labels_file": (labels_files or {}).get(c) or ""}
         for c in sorted(known)
@@ -178,11 +202,14 @@ def run_intake_report(
     labels_files: dict[str, str | None],
     out_report: str,
     out_unmatched: str,
+    refused: list[dict] | None = None,
 ) -> None:
     """Rule intake_report: the intake report and the labels rows without images."""
     feature_subjects = {
         c["name"]: read_feature_table(c)["subject"].tolist() for c in feature_table_cohorts
     }
-    report, unmatched = intake_report(manifests, labels_tables, feature_subjects, labels_files)
+    report, unmatched = intake_report(
+        manifests, labels_tables, feature_subjects, labels_files, refused
+    )
     write_tsv(report, out_report)
     write_tsv(unmatched, out_unmatched)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 
 from radiogenomics.errors import SubjectError
 from radiogenomics.intake.deid import clean_header
@@ -152,6 +153,9 @@ def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path
         "skull_stripped": cohort["skull_stripped"],
         "labels_file": labels_file,
     }
+    if row.get("study_day") is not None and not pd.isna(row["study_day"]):
+        # Only when the cohort asks for it (tcia-dicom `session_day_offset`): days, never a date.
+        manifest["study_day"] = int(row["study_day"])
     write_json(manifest, out_dir / "manifest.json")
     log.info("intake %s/%s/%s: %s", row["cohort"], row["subject"], row["session"], sorted(images))
     return manifest

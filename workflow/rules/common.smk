@@ -5,7 +5,7 @@ two registries through which each stage declares its cohort-level targets and re
 import os
 from pathlib import Path
 
-from radiogenomics.intake.discover import build_subject_table
+from radiogenomics.intake.discover import discover_subjects
 from radiogenomics.paths import prep_paths, subject_dir_pattern
 
 SD = subject_dir_pattern()
@@ -48,7 +48,8 @@ def _demo_plan():
 
 
 DEMO_PLAN = _demo_plan()
-SUBJECTS = build_subject_table(config["cohorts"], DEMO_PLAN)
+# Entries with an unusable ID are left out of the run and listed in the intake report.
+SUBJECTS, REFUSED_IDS = discover_subjects(config["cohorts"], DEMO_PLAN)
 # Per-job lookups go through plain dicts: a pandas row per job is slow on large DAGs.
 SUBJECT_ROWS = {
     (row["cohort"], row["subject"], row["session"]): row for row in SUBJECTS.to_dict("records")
@@ -109,7 +110,8 @@ def labels_table(wildcards):
 
 def intake_params_row(wildcards):
     row = subject_row(wildcards)
-    return {k: row[k] for k in ("cohort", "subject", "session", "source", "source_dir")}
+    keys = ("cohort", "subject", "session", "source", "source_dir", "study_day")
+    return {k: row[k] for k in keys if k in row}
 
 
 def stage_results():

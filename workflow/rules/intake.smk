@@ -73,6 +73,7 @@ rule intake_report:
         cohorts=list(COHORTS),
         feature_tables=FEATURE_TABLE_COHORTS,
         labels_files=per_cohort("labels"),
+        refused=REFUSED_IDS.to_dict("records"),
     script:
         "../../scripts/intake_report.py"
 
