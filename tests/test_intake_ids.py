@@ -120,7 +120,7 @@ def test_unusable_ids_are_refused_without_blocking_anyone(tmp_path):
     # build_subject_table (what the Snakefile calls) leaves them out the same way.
     assert build_subject_table(cohorts).equals(subjects)
     # The intake report lists each refused entry under its raw ID, with the reason.
-    rep = intake_report([], {}, refused)
+    rep, _ = intake_report([], {}, refused=refused)
     assert (rep.status == "refused_id").sum() == 6
     row = rep[rep.subject == "---"].iloc[0]
     assert row.cohort == "bids_site" and row.message == msg

@@ -189,7 +189,7 @@ def test_one_bad_cell_keeps_the_row_and_is_reported(tmp_path):
     sd = tmp_path / "results" / "c" / "sub-A1" / "ses-01" / "anat"
     sd.mkdir(parents=True)
     (sd / "manifest.json").write_text(json.dumps({"sequences": {"t1": "t1.nii.gz"}}))
-    rep = intake_report([str(sd / "manifest.json")], {"c": str(labels)})
+    rep, _ = intake_report([str(sd / "manifest.json")], {"c": str(labels)})
     a1 = rep[rep.subject == "A1"].iloc[0]
     assert a1.status == "ok" and a1.has_labels and a1.label_idh == "mutant"
 

@@ -375,9 +375,14 @@ def discover_subjects(
     return table, bad.sort_values(["cohort", "raw_subject", "raw_session"]).reset_index(drop=True)
 
 
+def log_refused(refused: pd.DataFrame) -> None:
+    """One warning per entry left out for an unusable ID (the run goes on without it)."""
+    for reason in refused["reason"]:
+        log.warning("subject left out: %s", reason)
+
+
 def build_subject_table(cohorts: list[dict], demo_plan: pd.DataFrame | None = None) -> pd.DataFrame:
     """The subject table of `discover_subjects`; each refused entry is logged as a warning."""
     table, refused = discover_subjects(cohorts, demo_plan)
-    for reason in refused["reason"]:
-        log.warning("subject left out: %s", reason)
+    log_refused(refused)
     return table

@@ -5,7 +5,7 @@ two registries through which each stage declares its cohort-level targets and re
 import os
 from pathlib import Path
 
-from radiogenomics.intake.discover import discover_subjects
+from radiogenomics.intake.discover import discover_subjects, log_refused
 from radiogenomics.paths import prep_paths, subject_dir_pattern
 
 SD = subject_dir_pattern()
@@ -50,6 +50,7 @@ def _demo_plan():
 DEMO_PLAN = _demo_plan()
 # Entries with an unusable ID are left out of the run and listed in the intake report.
 SUBJECTS, REFUSED_IDS = discover_subjects(config["cohorts"], DEMO_PLAN)
+log_refused(REFUSED_IDS)
 # Per-job lookups go through plain dicts: a pandas row per job is slow on large DAGs.
 SUBJECT_ROWS = {
     (row["cohort"], row["subject"], row["session"]): row for row in SUBJECTS.to_dict("records")
