@@ -11,7 +11,7 @@ hand `normalise_subject` change nothing (they only feed rCBV and WhiteStripe).
 
 Variants of a case (`make_variant`) are what real cohorts bring: intensities already z-scored
 (within the brain, or over the whole volume), FLAIR + T1c only, a thick-slice axial FLAIR
-(5 mm slabs with a boxcar slice profile, i.e. the mean of the 1 mm slices each slab covers),
+(6 mm slabs with a boxcar slice profile, i.e. the mean of the thin slices each slab covers),
 and another voxel orientation with a qform that disagrees with the (correct) sform.
 """
 
@@ -48,10 +48,27 @@ def region_dice(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
-def thick_slices(img: nib.Nifti1Image, thickness: int = 5) -> nib.Nifti1Image:
-    """Axial slabs of `thickness` voxels along the array axis closest to S, each the mean of the
-    slices it covers (boxcar slice profile), with the affine of the slab centres."""
+def block_downsample(img: nib.Nifti1Image, factor: int) -> nib.Nifti1Image:
+    """Each `factor`^3 block of voxels averaged into one (what a coarser acquisition of the same
+    field of view records), with the affine of the block centres."""
+    if factor == 1:
+        return img
+    data = np.asarray(img.dataobj, np.float32)
+    n = [s // factor for s in data.shape]
+    d = data[: n[0] * factor, : n[1] * factor, : n[2] * factor]
+    d = d.reshape(n[0], factor, n[1], factor, n[2], factor).mean((1, 3, 5))
+    aff = img.affine.copy()
+    aff[:3, 3] = img.affine[:3, :3] @ np.full(3, (factor - 1) / 2.0) + img.affine[:3, 3]
+    aff[:3, :3] = img.affine[:3, :3] * factor
+    return nib.Nifti1Image(d.astype(np.float32), aff)
+
+
+def thick_slices(img: nib.Nifti1Image, thickness_mm: float = 6.0) -> nib.Nifti1Image:
+    """Axial slabs about `thickness_mm` thick along the array axis closest to S, each the mean of
+    the slices it covers (boxcar slice profile), with the affine of the slab centres."""
     axis = int(np.argmax(np.abs(img.affine[2, :3])))
+    zoom = float(np.sqrt((img.affine[:3, axis] ** 2).sum()))
+    thickness = max(1, int(round(thickness_mm / zoom)))
     data = np.moveaxis(np.asarray(img.dataobj, np.float32), axis, -1)
     n = data.shape[-1] // thickness
     slabs = data[..., : n * thickness].reshape(*data.shape[:-1], n, thickness).mean(-1)
