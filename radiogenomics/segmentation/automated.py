@@ -61,6 +61,7 @@ class AutomatedParams:
     edge_margin_mm: float = 3.0
     seed_high_z: float = 3.0
     seed_low_z: float = 2.0
+    seed_opening_mm: float = 2.0
     t1_max_z: float = 1.2
     normal_margin_mm: float = 10.0
     search_radius_mm: float = 15.0
@@ -182,6 +183,15 @@ def standardised_maps(
     }
 
 
+def ball(radius_mm: float, spacing: np.ndarray) -> np.ndarray:
+    """Structuring element: voxels within `radius_mm` of the centre (anisotropic spacing)."""
+    sp = np.asarray(spacing, dtype=float)
+    r = np.floor(radius_mm / sp + 1e-6).astype(int)
+    grids = np.meshgrid(*[np.arange(-k, k + 1) * s for k, s in zip(r, sp, strict=True)],
+                        indexing="ij")  # fmt: skip
+    return sum(g**2 for g in grids) <= radius_mm**2 + 1e-6
+
+
 def detect_seed(
     z: dict[str, np.ndarray], brain: np.ndarray, spacing: np.ndarray, p: AutomatedParams
 ) -> np.ndarray:
@@ -193,6 +203,13 @@ def detect_seed(
         allowed &= z["t1"] < p.t1_max_z
     score = np.where(allowed, z[key], -np.inf)
     seed = apply_hysteresis_threshold(score, p.seed_low_z, p.seed_high_z)
+    if p.seed_opening_mm > 0:
+        # Thin FLAIR-bright structures (cortical ribbon, periventricular caps, sulci where CSF
+        # suppression failed) bridge the lesion to remote normal tissue; the lesion survives
+        # an opening with a ball of this radius, they do not.
+        opened = largest_component(ndi.binary_opening(seed, ball(p.seed_opening_mm, spacing)))
+        if opened.any():
+            seed = opened
     return ndi.binary_fill_holes(largest_component(seed))
 
 
