@@ -252,10 +252,17 @@ def refine_whole_tumour(
 def enclosed_t2_hyperintense(
     z: dict[str, np.ndarray], tumour: np.ndarray, brain: np.ndarray, p: AutomatedParams
 ) -> np.ndarray:
-    """T2-bright voxels the FLAIR lesion encloses slice-wise (FLAIR-suppressed tumour, mismatch)."""
-    if "t2" not in z or "flair" not in z:
+    """T2-bright voxels the FLAIR lesion encloses slice-wise (FLAIR-suppressed tumour, mismatch);
+    without T2, T1-dark ones (fluid is T1-dark as it is T2-bright)."""
+    if "flair" not in z:
         return np.zeros_like(tumour)
-    return fill_holes_2d(tumour) & ~tumour & (z["t2"] > p.enclosed_t2_z) & brain
+    if "t2" in z:
+        fluid = z["t2"] > p.enclosed_t2_z
+    elif "t1" in z or "t1ce" in z:
+        fluid = z["t1" if "t1" in z else "t1ce"] < -p.enclosed_t2_z
+    else:
+        return np.zeros_like(tumour)
+    return fill_holes_2d(tumour) & ~tumour & fluid & brain
 
 
 def normal_tissue_z(x: np.ndarray, normal: np.ndarray) -> np.ndarray:
