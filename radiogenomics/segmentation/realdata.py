@@ -105,9 +105,7 @@ def zscored(img: nib.Nifti1Image, whole_volume: bool) -> nib.Nifti1Image:
     return nib.Nifti1Image(out.astype(np.float32), img.affine)
 
 
-def make_variant(
-    images: Mapping[str, nib.Nifti1Image], variant: str
-) -> dict[str, nib.Nifti1Image]:
+def make_variant(images: Mapping[str, nib.Nifti1Image], variant: str) -> dict[str, nib.Nifti1Image]:
     """The case's images as `variant` (see VARIANTS) would bring them."""
     if variant == "original":
         return dict(images)
