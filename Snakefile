@@ -1,20 +1,20 @@
 """glioma-radiogenomics: multi-cohort glioma MRI + molecular tables -> validated imaging-genomics results."""
 
-import gc
-
 from snakemake.utils import min_version, validate
 
 from radiogenomics.config import export_package_path, resolve_project_files
+from radiogenomics.process_tuning import tune_workflow_process
 
 min_version("9.0")
-
-# Snakemake keeps every job's objects for the whole run, and the collector's default thresholds
-# rescan them every few hundred allocations: 1.7 s of a 1,000-subject dry run's 10 s.
-gc.set_threshold(100_000, 50, 100)
+tune_workflow_process()
 
 
-# The project's demo config is the default wherever the run directory is (--directory).
-configfile: f"{workflow.basedir}/config/config.yaml"
+# The demo's config applies only when no --configfile is given (from the project folder, whatever
+# the run directory): a user's config is never merged with it, so exactly the schemas' defaults
+# apply (config/README.md).
+if not workflow.overwrite_configfiles:
+
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -28,9 +28,7 @@ for _section in (
     "cohort",
     "report",
 ):
-    validate(
-        config.setdefault(_section, {}), f"workflow/schemas/{_section}.schema.yaml"
-    )
+    validate(config.setdefault(_section, {}), f"workflow/schemas/{_section}.schema.yaml")
 
 resolve_project_files(config, workflow.basedir)
 export_package_path(workflow.basedir)
@@ -54,11 +52,12 @@ include: "workflow/rules/markers.smk"
 include: "workflow/rules/unsupervised.smk"
 include: "workflow/rules/survival.smk"
 include: "workflow/rules/validation.smk"
-include: "workflow/rules/report_common.smk"
 include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        all_targets(),
+        stage_results(),
+        REPORT_TARGETS,
+        rules.check_usable_subjects.output,

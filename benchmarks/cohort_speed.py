@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from radiogenomics.cohort.aggregate import aggregate
+from radiogenomics.cohort.marker_config import load_markers
 from radiogenomics.cohort.markers import (
     StrategyOutputs,
-    load_markers,
     marker_summary,
     run_strategy,
     strategies_of,

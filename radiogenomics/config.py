@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
+from pathlib import Path
+
+import yaml
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "workflow" / "schemas"
 
 
 def export_package_path(basedir: str) -> None:
@@ -37,3 +44,28 @@ def float_params(cls, cfg: dict | None):
 
     names = {f.name for f in fields(cls)}
     return cls(**{k: float(v) for k, v in (cfg or {}).items() if k in names})
+
+
+@functools.cache
+def _schema(section: str) -> dict:
+    return yaml.safe_load((SCHEMAS / f"{section}.schema.yaml").read_text())
+
+
+def fill_defaults(schema: dict, instance: dict) -> dict:
+    """`instance` with every missing property's schema `default`, recursively, in the schema's
+    key order (a new dict)."""
+    out = {}
+    for key, prop in (schema.get("properties") or {}).items():
+        if key in instance:
+            out[key] = instance[key]
+        elif "default" in prop:
+            out[key] = copy.deepcopy(prop["default"])
+        if isinstance(out.get(key), dict) and "properties" in prop:
+            out[key] = fill_defaults(prop, out[key])
+    return out | {k: v for k, v in instance.items() if k not in out}
+
+
+def section_defaults(section: str, cfg: dict | None = None) -> dict:
+    """A config section completed with its schema's defaults, for callers outside a workflow run
+    (tests, benchmarks): `workflow/schemas/{section}.schema.yaml` stays the one source."""
+    return fill_defaults(_schema(section), dict(cfg or {}))

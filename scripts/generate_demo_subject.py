@@ -4,7 +4,8 @@ import logging
 from pathlib import Path
 
 from radiogenomics.demo import generate_subject
-from radiogenomics.runner import exclude_from_collector, setup_logging
+from radiogenomics.process_tuning import exclude_from_collector
+from radiogenomics.runner import setup_logging
 
 setup_logging(snakemake.log[0])  # noqa: F821
 result = generate_subject(

@@ -7,7 +7,7 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])
 build_qc(
     list(sm.input.metrics),
-    list(sm.input.overlays),
+    list(sm.params.overlays),
     sm.params.outlier_z,
     sm.params.max_overlays,
     dict(sm.output.items()),

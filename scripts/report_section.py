@@ -11,5 +11,4 @@ build_section(
     list(sm.params.overlays),
     sm.params.max_overlays,
     sm.params.max_rows,
-    skip=list(sm.params.skip),
 )

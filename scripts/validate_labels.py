@@ -7,7 +7,7 @@ from radiogenomics.runner import setup_logging
 sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])
 labels, issues = validate_cohort_labels(
-    sm.params.cohort, sm.params.path, sm.params.spec, sm.params.subjects
+    sm.wildcards.cohort, sm.input[0] if sm.input else None, sm.params.spec, sm.params.subjects
 )
 write_tsv(labels, sm.output.labels)
 write_tsv(issues, sm.output.issues)

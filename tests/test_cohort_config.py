@@ -74,7 +74,7 @@ def test_ucsf_example_dry_run(project_root: Path, shared_data: Path) -> None:
 
 def test_lesion_wide_strategy_reads_whole_tumour_medians(project_root: Path) -> None:
     # ROI names contain underscores (whole_tumor), so a `[^_]+` ROI token would miss the lesion.
-    from radiogenomics.cohort.markers import select_features
+    from radiogenomics.cohort.common import select_features
     from radiogenomics.paths import ROIS, feature_column
 
     columns = [

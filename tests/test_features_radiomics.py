@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from test_features_units import SHAPE, _save, make_subject, roi_paths
+from helpers.feature_subject import SHAPE, make_subject, roi_paths, save_image
 
 from radiogenomics.features import run_radiomics
 from radiogenomics.features.radiomics import (
@@ -69,8 +69,8 @@ def test_run_radiomics_row_and_bad_inputs(tmp_path, project_root):
     sd = make_subject(tmp_path, maps=("adc",))
     adc = nib.load(str(sd / "prep" / "adc.nii.gz")).get_fdata()
     adc[0, 0, 0] = np.inf
-    _save(adc.astype(np.float32), sd / "prep" / "adc.nii.gz")
-    _save(np.zeros(SHAPE, np.uint8), sd / "seg" / "rois" / "necrosis.nii.gz")
+    save_image(adc.astype(np.float32), sd / "prep" / "adc.nii.gz")
+    save_image(np.zeros(SHAPE, np.uint8), sd / "seg" / "rois" / "necrosis.nii.gz")
     params = project_root / "config" / "radiomics" / "mri_fast.yaml"
     out = sd / "features" / "radiomics.tsv"
     df = run_radiomics(

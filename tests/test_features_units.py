@@ -2,65 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.feature_subject import AFF, SHAPE, make_subject, roi_paths, save_image
 from scipy import stats
 
 from radiogenomics.errors import SubjectError
 from radiogenomics.features import run_histogram, run_lesion_wide, run_perturbed
 from radiogenomics.features.histogram import entropy_uniformity, histogram_stats
-from radiogenomics.paths import ROIS
-
-AFF = np.diag([2.0, 2.0, 2.0, 1.0])
-SHAPE = (24, 24, 24)
-
-
-def _save(arr, path, affine=AFF):
-    nib.save(nib.Nifti1Image(np.asarray(arr), affine), str(path))
-
-
-def make_subject(root: Path, maps=("adc",), seed=0) -> Path:
-    """Tiny synthetic subject: brain ball, tumour ball, seven ROIs, t1/t2/flair + maps."""
-    rng = np.random.default_rng(seed)
-    sd = root / "results" / "demo" / "sub-S1" / "ses-01"
-    (sd / "prep").mkdir(parents=True)
-    (sd / "seg" / "rois").mkdir(parents=True)
-    g = np.indices(SHAPE).astype(float)
-    r_brain = np.sqrt(((g - 11.5) ** 2).sum(0))
-    r_tum = np.sqrt(((g - np.array([14, 12, 12])[:, None, None, None]) ** 2).sum(0))
-    brain = r_brain < 11
-    whole = r_tum < 5
-    core = r_tum < 3
-    enh = core & (r_tum >= 2)
-    rois = {
-        "whole_tumor": whole,
-        "tumor_core": core,
-        "enhancing": enh,
-        "necrosis": core & ~enh,
-        "edema": whole & ~core,
-        "peritumoral_near": (r_tum >= 5) & (r_tum < 7) & brain,
-        "peritumoral_far": (r_tum >= 7) & (r_tum < 9) & brain,
-    }
-    for roi, m in rois.items():
-        _save(m.astype(np.uint8), sd / "seg" / "rois" / f"{roi}.nii.gz")
-    _save(brain.astype(np.uint8), sd / "prep" / "brain_mask.nii.gz")
-    seqs = {}
-    for i, seq in enumerate(("t1", "t1ce", "t2", "flair") + tuple(maps)):
-        arr = np.where(brain, rng.normal(0, 1, SHAPE) + (i + 1) * whole, 0).astype(np.float32)
-        _save(arr, sd / "prep" / f"{seq}.nii.gz")
-        seqs[seq] = f"{seq}.nii.gz"
-    missing = {m: "not acquired" for m in ("adc", "rcbv") if m not in maps}
-    (sd / "prep" / "manifest.json").write_text(json.dumps({"sequences": seqs, "missing": missing}))
-    return sd
-
-
-def roi_paths(sd: Path) -> dict[str, Path]:
-    return {r: sd / "seg" / "rois" / f"{r}.nii.gz" for r in ROIS}
 
 
 def test_histogram_stats_match_scipy_reference():
@@ -105,10 +56,10 @@ def test_lesion_wide_values_and_layout(tmp_path):
 
 def test_empty_and_tiny_roi_give_nan_and_reason(tmp_path):
     sd = make_subject(tmp_path)
-    _save(np.zeros(SHAPE, np.uint8), sd / "seg" / "rois" / "enhancing.nii.gz")
+    save_image(np.zeros(SHAPE, np.uint8), sd / "seg" / "rois" / "enhancing.nii.gz")
     tiny = np.zeros(SHAPE, np.uint8)
     tiny[12, 12, 12:15] = 1
-    _save(tiny, sd / "seg" / "rois" / "necrosis.nii.gz")
+    save_image(tiny, sd / "seg" / "rois" / "necrosis.nii.gz")
     df = run_histogram(sd / "prep" / "manifest.json", roi_paths(sd), sd / "features" / "h.tsv")
     row = df.iloc[0]
     assert np.isnan(row["histogram__t1__enhancing__p50"])
@@ -122,11 +73,11 @@ def test_nan_in_map_and_geometry_mismatch(tmp_path):
     sd = make_subject(tmp_path, maps=("adc", "rcbv"))
     adc = nib.load(str(sd / "prep" / "adc.nii.gz")).get_fdata()
     adc[14, 12, 12] = np.nan
-    _save(adc.astype(np.float32), sd / "prep" / "adc.nii.gz")
+    save_image(adc.astype(np.float32), sd / "prep" / "adc.nii.gz")
     shifted = AFF.copy()
     shifted[0, 3] = 5.0
     rcbv = nib.load(str(sd / "prep" / "rcbv.nii.gz")).get_fdata()
-    _save(rcbv.astype(np.float32), sd / "prep" / "rcbv.nii.gz", shifted)
+    save_image(rcbv.astype(np.float32), sd / "prep" / "rcbv.nii.gz", shifted)
     row = run_lesion_wide(sd / "prep" / "manifest.json", roi_paths(sd), sd / "features" / "l.tsv")
     row = row.iloc[0]
     assert np.isnan(row["lesion_wide__adc__whole_tumor__mean"])

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from test_habitats_synth import make_subject, random_fractions, subject_paths
+from helpers.habitat_subject import make_subject, random_fractions, subject_paths
 
 from radiogenomics.habitats.apply import apply_subject, majority_filter
 from radiogenomics.habitats.model import NAMED_HABITATS, fit_and_save, sample_subject

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from test_habitats_synth import WM_ADC, make_subject, random_fractions, subject_paths
+from helpers.habitat_subject import WM_ADC, make_subject, random_fractions, subject_paths
 
 from radiogenomics.habitats.model import (
     NAMED_HABITATS,

@@ -7,6 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers.head_images import oblique_affine, synthetic_head, write_image
 
 from radiogenomics.imaging.bias import bias_correct_subject
 from radiogenomics.imaging.common import ants_affine, reference_grid, to_ants
@@ -32,38 +33,10 @@ GEOM_FIELDS = (
 )
 
 
-def _oblique_affine(spacing=(2.0, 2.0, 2.5), angle_deg=7.0) -> np.ndarray:
-    a = np.radians(angle_deg)
-    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
-    aff = np.eye(4)
-    aff[:3, :3] = rot @ np.diag(spacing)
-    aff[:3, 3] = [-40.0, -45.0, -30.0]
-    return aff
 
 
-def _head(shape=(40, 44, 32), seed=0, contrast=1.0) -> np.ndarray:
-    """Ellipsoidal 'head': bright shell (scalp), a brain with two tissue classes, zero air."""
-    rng = np.random.default_rng(seed)
-    ii = np.indices(shape).astype(float)
-    c = (np.array(shape) - 1) / 2
-    r = np.sqrt(
-        (((ii - c[:, None, None, None]) / (np.array(shape)[:, None, None, None] * 0.42)) ** 2).sum(
-            0
-        )
-    )
-    img = np.zeros(shape, np.float32)
-    img[r < 1.0] = 300
-    img[r < 0.85] = 200 * contrast
-    img[(r < 0.5)] = 120 * contrast
-    img[(r < 0.85) & (ii[0] > c[0] + 4) & (ii[1] > c[1])] = 260 * contrast
-    return img + rng.normal(0, 3, shape).astype(np.float32) * (img > 0)
 
 
-def _write(img_data, aff, path, qs_differ=False):
-    img = nib.Nifti1Image(img_data.astype(np.int16), aff)
-    img.set_qform(aff, code=1)
-    img.set_sform(aff, code=1)
-    save_nifti(img, path)
 
 
 def _geom(path):
@@ -76,7 +49,7 @@ def _same_geom(a, b, fields=GEOM_FIELDS):
 
 
 def test_ants_roundtrip_is_exact_on_oblique_affine():
-    aff = _oblique_affine()
+    aff = oblique_affine()
     img = nib.Nifti1Image(np.zeros((5, 6, 7), np.float32), aff)
     assert np.allclose(ants_affine(to_ants(img)), aff, atol=1e-6)
 
@@ -97,7 +70,7 @@ def test_to_ras_keeps_world_coordinates_and_both_forms():
 
 
 def test_reference_grid_covers_field_of_view():
-    aff = _oblique_affine(spacing=(0.9, 0.9, 5.5))
+    aff = oblique_affine(spacing=(0.9, 0.9, 5.5))
     ref = nib.Nifti1Image(np.zeros((256, 224, 26), np.float32), aff)
     new, shape = reference_grid(ref, 2.0)
     assert shape == (116, 101, 72)
@@ -114,14 +87,14 @@ def tiny_subject(tmp_path):
     sd = tmp_path / "results" / "c" / "sub-01" / "ses-1"
     anat = sd / "anat"
     anat.mkdir(parents=True)
-    aff = _oblique_affine()
-    _write(_head(seed=1), aff, anat / "t1ce.nii.gz")
-    _write(_head(seed=2, contrast=0.7), aff, anat / "t2.nii.gz")
+    aff = oblique_affine()
+    write_image(synthetic_head(seed=1), aff, anat / "t1ce.nii.gz")
+    write_image(synthetic_head(seed=2, contrast=0.7), aff, anat / "t2.nii.gz")
     # A map on a different grid (coarser, shifted): co-registration must still resample it.
     aff_map = aff.copy()
     aff_map[:3, :3] *= 1.0
     aff_map[:3, 3] += [1.0, -1.0, 0.5]
-    _write(_head(seed=3, contrast=1.3) * 5, aff_map, anat / "adc.nii.gz")
+    write_image(synthetic_head(seed=3, contrast=1.3) * 5, aff_map, anat / "adc.nii.gz")
     manifest = {
         "cohort": "c",
         "subject": "01",

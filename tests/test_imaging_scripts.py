@@ -10,9 +10,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers.head_images import oblique_affine, synthetic_head, write_image
 from snakemake.iocontainers import Namedlist
 from snakemake.utils import validate
-from test_imaging_geometry import _head, _oblique_affine, _write
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -61,9 +61,9 @@ def _prep_outputs(p: Path) -> dict[str, Path]:
 def _session(tmp_path: Path, name: str) -> Path:
     sd = tmp_path / "results" / "c" / f"sub-{name}" / "ses-1"
     (sd / "anat").mkdir(parents=True)
-    aff = _oblique_affine()
-    _write(_head(seed=1), aff, sd / "anat/t1ce.nii.gz")
-    _write(_head(seed=2, contrast=0.7), aff, sd / "anat/flair.nii.gz")
+    aff = oblique_affine()
+    write_image(synthetic_head(seed=1), aff, sd / "anat/t1ce.nii.gz")
+    write_image(synthetic_head(seed=2, contrast=0.7), aff, sd / "anat/flair.nii.gz")
     (sd / "anat/manifest.json").write_text(json.dumps({
         "cohort": "c", "subject": name, "session": "1",
         "sequences": {"t1ce": "t1ce.nii.gz", "flair": "flair.nii.gz"}}))  # fmt: skip
@@ -83,7 +83,8 @@ def atlas_template(tmp_path_factory) -> dict[str, Path]:
 
 def _preprocess(sd: Path, cfg: dict, log: Path, template: dict[str, Path]) -> dict[str, Path]:
     out = _prep_outputs(sd / "prep")
-    params = {"config": cfg, "maps": ["adc", "rcbv"], "seed": 7, "skull_stripped": {"c": False}}
+    settings = {"preprocess": cfg, "maps": ["adc", "rcbv"], "seed": 7}
+    params = {"settings": settings | {"skull_stripped": {"c": False}}}
     wildcards = {"cohort": "c", "subject": sd.parent.name[4:], "session": "1"}
     inputs = {"manifest": sd / "anat/manifest.json", **template}
     _run("preprocess_subject.py", FakeSnakemake(inputs, out, params, log, wildcards=wildcards))

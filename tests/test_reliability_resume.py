@@ -12,7 +12,7 @@ on the cohort list and are compared only within this run. No temporary file may 
 from __future__ import annotations
 
 import pytest
-import reliability_helpers as rh
+from helpers import reliability as rh
 
 slow = pytest.mark.slow
 

@@ -276,30 +276,20 @@ def test_summarise_benchmarks(tmp_path):
     assert "| segment_tumor | 3 | 20.0 | 30.0 | 60.0 | 700.0 |" in md
 
 
-def test_collect_section_names_and_skips_placeholders(tmp_path):
+def test_collect_section_renders_tables_and_skips_placeholders(tmp_path):
     root = tmp_path / "results" / "markers"
     (root / "idh" / "lasso").mkdir(parents=True)
+    # Figures are report items of their own rules: the section renders only the tables.
     (root / "idh" / "lasso" / "roc.png").write_bytes(b"\x89PNG fake")
-    (root / "idh" / "lasso" / "calibration.png").write_bytes(b"")  # failed step placeholder
     pd.DataFrame({"auc": [0.8]}).to_csv(
         root / "idh" / "lasso" / "cv_metrics.tsv", sep="\t", index=False
     )
+    (root / "idh" / "lasso" / "coefficients.tsv").write_bytes(b"")  # failed step placeholder
     (root / "idh" / "lasso" / "model.joblib").write_bytes(b"x")
-    (root / "overview.png").write_bytes(b"\x89PNG fake")
-    done = collect.collect_section(root, tmp_path / "out")
+    overlay = tmp_path / "overlay.png"
+    overlay.write_bytes(b"\x89PNG fake")
+    done = collect.collect_section(root, tmp_path / "out", extra=[(overlay, "subjects", "s1")])
     assert sorted(
         done["report_file"].map(lambda p: Path(p).relative_to(tmp_path / "out").as_posix())
-    ) == ["idh/lasso__cv_metrics.html", "idh/lasso__roc.png", "summary/overview.png"]
+    ) == ["idh/lasso__cv_metrics.html", "subjects/s1.png"]
     assert "<td>0.8</td>" in (tmp_path / "out" / "idh" / "lasso__cv_metrics.html").read_text()
-
-
-def test_collect_section_skips_items_reported_by_their_own_rule(tmp_path):
-    from snakemake.io import regex_from_filepattern
-
-    root = tmp_path / "survival"
-    root.mkdir()
-    for name in ("km_risk.png", "forest.png"):
-        (root / name).write_bytes(b"\x89PNG fake")
-    skip = [regex_from_filepattern(f"{root.as_posix()}/km_{{what}}.png")]
-    done = collect.collect_section(root, tmp_path / "out", skip=skip)
-    assert done["name"].tolist() == ["forest"]

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from radiogenomics.errors import SubjectError
+from radiogenomics.labels import map_label_convention
 from radiogenomics.paths import ROIS
 from radiogenomics.segmentation import segment_tumor, write_rois
 from radiogenomics.segmentation.provided import (
     check_label_grid,
-    map_label_convention,
     resample_labels_nearest,
 )
 from radiogenomics.segmentation.rois import derive_rois

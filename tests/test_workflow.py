@@ -108,3 +108,33 @@ def test_ruff_is_clean():
         text=True,
     )
     assert res.returncode == 0, res.stdout[-3000:]
+
+
+def test_every_name_a_script_reads_is_declared_by_its_rule():
+    """`sm.input.x`, `sm.params.y`, `sm.output.z` in a rule's script exist in the rule."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ResourceSettings
+
+    methods = {"items", "keys", "get"}
+    with SnakemakeApi() as api:
+        wf = api.workflow(
+            resource_settings=ResourceSettings(cores=1), snakefile=PROJECT / "Snakefile"
+        )
+        wf.dag()  # parses the Snakefile
+        rules = [r for r in wf._workflow.rules if r.script]
+    assert rules
+    missing = []
+    for rule in rules:
+        script = (PROJECT / "workflow" / "rules" / rule.script).resolve().read_text()
+        declared = {
+            "input": set(rule.input._names),
+            "output": set(rule.output._names),
+            "params": set(rule.params._names),
+            "wildcards": set(rule.wildcard_names),
+        }
+        for kind, name in re.findall(
+            r"\b(?:sm|snakemake)\.(input|output|params|wildcards)\.(\w+)", script
+        ):
+            if name not in declared[kind] | methods:
+                missing.append(f"{rule.name}: {kind}.{name}")
+    assert not missing, missing

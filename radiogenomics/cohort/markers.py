@@ -7,7 +7,6 @@ Only discovery rows are used; validation cohorts are touched by `validation.py` 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,15 @@ from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from radiogenomics.cohort.marker_config import load_markers  # noqa: E402, F401 - re-exported
+from radiogenomics.cohort.common import (  # noqa: E402
+    ID_COLUMNS,
+    clinical_columns,
+    modelling_table,
+    read_inputs,
+    select_features,
+)
+from radiogenomics.cohort.marker_config import load_markers  # noqa: E402
 from radiogenomics.cohort.models import (  # noqa: E402
-    CLINICAL_PREFIX,
     DEFAULT_GRIDS,
     CVResult,
     binary_metrics,
@@ -38,11 +43,11 @@ from radiogenomics.cohort.models import (  # noqa: E402
     permutation_control,
 )
 from radiogenomics.errors import ConfigError  # noqa: E402
+from radiogenomics.figures import message_figure, save_figure  # noqa: E402
 from radiogenomics.io import atomic_path, read_tsv, write_tsv  # noqa: E402
-from radiogenomics.labels import MARKERS, marker_binary  # noqa: E402
+from radiogenomics.labels import MARKERS  # noqa: E402
 
 log = logging.getLogger(__name__)
-ID_COLUMNS = ["cohort", "subject", "session"]
 METRIC_COLUMNS = [
     "marker",
     "strategy",
@@ -111,46 +116,6 @@ def get_strategy(markers: Mapping[str, dict], marker: str, name: str) -> Strateg
     raise ConfigError(f"marker {marker}: no strategy {name!r} in markers file")
 
 
-def select_features(columns: list[str], patterns: tuple[str, ...], dropped: set[str]) -> list[str]:
-    """Feature columns matching any regex, minus those dropped by the robustness filter."""
-    regs = [re.compile(p) for p in patterns]
-    feats = [c for c in columns if c.count("__") >= 2 and not c.startswith("prov__")]
-    return [c for c in feats if c not in dropped and any(r.search(c) for r in regs)]
-
-
-def clinical_columns(labels: pd.DataFrame, covariates: tuple[str, ...]) -> pd.DataFrame:
-    """Numeric clinical covariates (`sex` -> 1 for M) named `clinical__{name}`."""
-    out = pd.DataFrame(index=labels.index)
-    for cov in covariates:
-        if cov not in labels.columns:
-            raise ConfigError(f"clinical covariate {cov!r} not in labels")
-        col = labels[cov]
-        out[f"{CLINICAL_PREFIX}{cov}"] = (
-            col.map({"M": 1.0, "F": 0.0}) if cov == "sex" else pd.to_numeric(col, errors="coerce")
-        )
-    return out
-
-
-def baseline_rows(features: pd.DataFrame) -> pd.DataFrame:
-    """First session (sorted) of each subject: markers are properties of the patient."""
-    srt = features.sort_values(ID_COLUMNS, kind="stable")
-    return srt.drop_duplicates(["cohort", "subject"], keep="first").reset_index(drop=True)
-
-
-def modelling_table(
-    features: pd.DataFrame, labels: pd.DataFrame, marker: str, role: str = "discovery"
-) -> pd.DataFrame:
-    """Rows of one role with a known value of `marker`, with labels joined and `y` in 0/1."""
-    rows = baseline_rows(features[features["role"] == role])
-    lab = labels.drop(columns=[c for c in ("site", "scanner") if c in labels.columns])
-    df = rows.merge(lab, on=["cohort", "subject"], how="inner", suffixes=("", "_label"))
-    if marker not in df.columns:
-        df["y"] = np.nan
-    else:
-        df["y"] = marker_binary(df[marker], marker)
-    return df[df["y"].notna()].reset_index(drop=True)
-
-
 def design_matrix(df: pd.DataFrame, feats: list[str], strategy: Strategy, batch: str):
     """X for the pipeline: features, clinical covariates last, then the batch column."""
     X = df[feats].astype(float).copy()
@@ -183,21 +148,6 @@ def check_classes(y: np.ndarray, min_per_class: int) -> str:
     if min(n_pos, n_neg) < min_per_class:
         return f"too few per class: {n_pos} positive, {n_neg} negative (minimum {min_per_class})"
     return ""
-
-
-def message_figure(path: str | Path, message: str) -> None:
-    """A figure that states why there is no plot (outputs exist even when a marker cannot run)."""
-    fig, ax = plt.subplots(figsize=(5, 2))
-    ax.axis("off")
-    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=9)
-    save_figure(fig, path)
-
-
-def save_figure(fig, path: str | Path) -> None:
-    """Save a figure atomically with fixed metadata (byte-stable PNGs)."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
 
 
 def plot_roc(path: str | Path, y: np.ndarray, res: CVResult, title: str) -> None:
@@ -414,14 +364,6 @@ def marker_summary(
     for k, v in control.items():
         summary[k] = np.where(summary["selected"], v, np.nan)
     return summary
-
-
-def read_inputs(features: str, labels: str, dropped: str | None):
-    """features.tsv, labels.tsv and the dropped-feature set, with IDs read as strings."""
-    from radiogenomics.cohort.robustness import read_dropped
-
-    ids = {"cohort": str, "subject": str, "session": str}
-    return read_tsv(features, dtype=ids), read_tsv(labels, dtype=ids), read_dropped(dropped)
 
 
 def run_marker_strategy(

@@ -27,8 +27,9 @@ from sklearn.model_selection import KFold  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+from radiogenomics.cohort.common import baseline_rows, read_inputs, select_features  # noqa: E402
 from radiogenomics.cohort.harmonise import ComBatHarmoniser, FrameImputer  # noqa: E402
-from radiogenomics.cohort.markers import message_figure, save_figure  # noqa: E402
+from radiogenomics.figures import message_figure, save_figure  # noqa: E402
 
 
 def feature_pipeline(batch: str, combat: bool = True) -> Pipeline:
@@ -181,7 +182,6 @@ def run_survival(
     """Rule survival_analysis: OOF Cox risk, C-index, KM + log-rank by risk group and subtype."""
     from pathlib import Path
 
-    from radiogenomics.cohort.markers import baseline_rows, read_inputs, select_features
     from radiogenomics.io import read_tsv, write_tsv
 
     out = Path(outdir)

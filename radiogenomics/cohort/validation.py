@@ -15,14 +15,9 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from radiogenomics.cohort.markers import (
-    ID_COLUMNS,
-    clinical_columns,
-    message_figure,
-    modelling_table,
-    save_figure,
-)
+from radiogenomics.cohort.common import ID_COLUMNS, clinical_columns, modelling_table, read_inputs
 from radiogenomics.cohort.models import binary_metrics
+from radiogenomics.figures import message_figure, save_figure
 
 VARIANTS = ("reference", "none")
 METRICS = [
@@ -131,7 +126,6 @@ def run_validation(
 
     import joblib
 
-    from radiogenomics.cohort.markers import read_inputs
     from radiogenomics.io import read_tsv, write_tsv
 
     feats, labs, _ = read_inputs(features, labels, None)

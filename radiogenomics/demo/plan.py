@@ -10,30 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from radiogenomics.config import section_defaults
 from radiogenomics.paths import subject_seed
 
 COHORTS = {
     # cohort: (role, site, scanner, subject prefix)
     "demo_a": ("discovery", "demo_a", "SIEMENS_Prisma_3T", "A"),
     "demo_b": ("validation", "demo_b", "GE_SignaHDxt_1.5T", "B"),
-}
-
-DEFAULTS: dict = {
-    "enabled": True,
-    "size": "default",
-    "n_discovery": 40,
-    "n_validation": 20,
-    "small_n_discovery": 6,
-    "small_n_validation": 4,
-    "resolution_mm": 2,
-    "second_session_fraction": 0.34,
-    "root": "resources/demo",
-    "idh_mutant_fraction": 0.4,
-    "missing_label_fraction": 0.05,
-    "idh_habitat_rcbv_ratio": 0.8,
-    "viable_rcbv_sigma": 0.25,
-    "cdkn2ab_upper_tail_sigma": 0.6,
-    "subject_rcbv_sd": 0.1,
 }
 
 # Plausible white-matter tumour centres in MNI152 mm (checked against the WM map in the tests);
@@ -61,9 +44,8 @@ LABEL_COLUMNS = (
 
 
 def resolve_config(demo_cfg: dict | None) -> dict:
-    """The demo section with defaults filled in (the schema holds the same defaults)."""
-    cfg = dict(DEFAULTS)
-    cfg.update({k: v for k, v in (demo_cfg or {}).items() if v is not None})
+    """The demo section with the schema's defaults filled in (unset values too)."""
+    cfg = section_defaults("demo", {k: v for k, v in (demo_cfg or {}).items() if v is not None})
     if cfg["size"] not in ("default", "small"):
         raise ValueError(f"demo.size must be 'default' or 'small', got {cfg['size']!r}")
     if float(cfg["resolution_mm"]) not in (1.0, 2.0):

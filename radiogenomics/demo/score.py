@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from radiogenomics.paths import entities_from_path, failure_marker, prep_paths, subject_dir
+
 LPS = np.diag([-1.0, -1.0, 1.0])  # ANTs transforms points in LPS world coordinates
 
 
@@ -36,7 +38,7 @@ def truth_on_grid(truth: nib.Nifti1Image, target: nib.Nifti1Image) -> np.ndarray
 
 def segmentation_scores(sd: Path, truth_dir: Path) -> dict[str, float]:
     """Brain-mask and tumour-subregion Dice of one session."""
-    mask = nib.load(sd / "prep" / "brain_mask.nii.gz")
+    mask = nib.load(prep_paths(sd)["brain_mask"])
     labels = np.asarray(nib.load(sd / "seg" / "tumor_labels.nii.gz").dataobj)
     brain_t = truth_on_grid(nib.load(truth_dir / "brain_mask.nii.gz"), mask)
     lab_t = truth_on_grid(nib.load(truth_dir / "tumor_labels.nii.gz"), mask)
@@ -84,8 +86,8 @@ def habitat_fraction_table(results: Path, truth_root: Path) -> pd.DataFrame:
     rows = []
     for truth_file in sorted(truth_root.glob("*/sub-*/ses-*/habitat_fractions.tsv")):
         t = pd.read_csv(truth_file, sep="\t", dtype={"subject": str, "session": str}).iloc[0]
-        ours_file = (results / t["cohort"] / f"sub-{t['subject']}" / f"ses-{t['session']}"
-                     / "habitats" / "habitat_fractions.tsv")  # fmt: skip
+        sd = subject_dir(t["cohort"], t["subject"], t["session"], root=results)
+        ours_file = sd / "habitats" / "habitat_fractions.tsv"
         if not ours_file.exists() or ours_file.stat().st_size == 0:
             continue
         ours = pd.read_csv(ours_file, sep="\t").iloc[0]
@@ -116,16 +118,13 @@ def score_run(results: Path, truth_root: Path) -> pd.DataFrame:
     """Segmentation and co-registration scores of every session that has truth."""
     rows = []
     for truth_dir in sorted(truth_root.glob("*/sub-*/ses-*")):
-        cohort, sub, ses = truth_dir.parts[-3], truth_dir.parts[-2], truth_dir.parts[-1]
-        sd = results / cohort / sub / ses
-        if (sd / "qc" / "failure.json").exists() or not (
-            sd / "seg" / "tumor_labels.nii.gz"
-        ).exists():
-            rows.append(
-                {"cohort": cohort, "subject": sub[4:], "session": ses[4:], "status": "missing"}
-            )
+        cohort, subject, session = entities_from_path(truth_dir / "x")
+        sd = subject_dir(cohort, subject, session, root=results)
+        ids = {"cohort": cohort, "subject": subject, "session": session}
+        if failure_marker(sd).exists() or not (sd / "seg" / "tumor_labels.nii.gz").exists():
+            rows.append(ids | {"status": "missing"})
             continue
-        row = {"cohort": cohort, "subject": sub[4:], "session": ses[4:], "status": "ok"}
+        row = ids | {"status": "ok"}
         row |= segmentation_scores(sd, truth_dir)
         errs = coregistration_errors(sd, truth_dir)
         row["coreg_mean_mm"] = float(np.mean(list(errs.values()))) if errs else np.nan

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from radiogenomics.config import section_defaults
 from radiogenomics.features import histogram, lesion_wide, location, mismatch, radiomics
 from radiogenomics.features.common import (
     QC,
@@ -26,30 +27,15 @@ from radiogenomics.features.common import (
     read_manifest,
     same_grid,
     sequence_paths,
-    write_row,
 )
 from radiogenomics.io import write_tsv
 
-DEFAULTS = {
-    "maps": ["adc", "rcbv"],
-    "sequences": ["t1", "t1ce", "t2", "flair", "adc", "rcbv"],
-    "min_roi_voxels": 20,
-    "radiomics_params": "config/radiomics/mri_default.yaml",
-    "radiomics_zscore_maps": True,
-    "histogram": {"percentiles": list(histogram.DEFAULT_PERCENTILES), "bins": 64},
-    "mismatch": {},
-    "location": {},
-    "perturbation": {"enabled": True, "rois": ["whole_tumor", "tumor_core"], "radiomics": True},
-}
 PERTURBATIONS = ("erode1", "dilate1")
 
 
 def settings(cfg: Mapping | None) -> dict:
-    """Config section merged over the defaults (the schema fills these in a real run)."""
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
-    for k, v in (cfg or {}).items():
-        out[k] = {**out[k], **v} if isinstance(out.get(k), dict) and isinstance(v, dict) else v
-    return out
+    """The `features` config section with the schema's defaults filled in."""
+    return section_defaults("features", dict(cfg or {}))
 
 
 def _subject(
@@ -88,7 +74,7 @@ def run_lesion_wide(manifest_path, roi_paths, out, cfg=None) -> pd.DataFrame:
     ids, qc, manifest, seq_paths, rois = _subject(manifest_path, roi_paths, cfg, out)
     feats = lesion_wide.extract_lesion_wide(cfg["maps"], seq_paths, manifest, rois, qc)
     df = feature_row(ids, feats, _base_prov(manifest_path, cfg), qc)
-    write_row(df, out)
+    write_tsv(df, out)
     return df
 
 
@@ -102,7 +88,7 @@ def run_histogram(manifest_path, roi_paths, out, cfg=None) -> pd.DataFrame:
     )
     prov = _base_prov(manifest_path, cfg) | {"histogram_bins": int(h["bins"])}
     df = feature_row(ids, feats, prov, qc)
-    write_row(df, out)
+    write_tsv(df, out)
     return df
 
 
@@ -127,7 +113,7 @@ def run_radiomics(manifest_path, roi_paths, brain_path, out, out_perturbed=None,
         min_voxels=int(cfg["min_roi_voxels"]),
     )
     df = feature_row(ids, feats, _base_prov(manifest_path, cfg) | prov, qc)
-    write_row(df, out)
+    write_tsv(df, out)
     if out_perturbed:
         write_tsv(long_table(ids, long_rows), out_perturbed)
     return df
@@ -206,7 +192,7 @@ def run_mismatch(manifest_path, roi_paths, brain_path, out, cfg=None) -> pd.Data
         )
     prov = _base_prov(manifest_path, cfg) | {f"mismatch_{k}": v for k, v in vars(params).items()}
     df = feature_row(ids, mismatch.mismatch_features(values), prov, qc)
-    write_row(df, out)
+    write_tsv(df, out)
     return df
 
 
@@ -241,5 +227,5 @@ def run_location(manifest_path, roi_paths, brain_path, transform, out, cfg=None,
         qc.add(why)
     prov = _base_prov(manifest_path, cfg) | {"transform": ";".join(files)}
     df = feature_row(ids, feats, prov, qc)
-    write_row(df, out)
+    write_tsv(df, out)
     return df

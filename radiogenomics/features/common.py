@@ -15,14 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 
 from radiogenomics.errors import SubjectError
-from radiogenomics.io import load_nifti, write_tsv
-from radiogenomics.paths import ROIS, entities_from_path, feature_column
+from radiogenomics.io import load_nifti
+from radiogenomics.paths import entities_from_path, feature_column
 
 STAGE = "features"
 ID_COLUMNS = ("cohort", "subject", "session")
@@ -215,21 +214,6 @@ def feature_row(ids: Ids, features: Mapping, prov: Mapping, qc: QC) -> pd.DataFr
     row.update({f"prov__{k}": v for k, v in prov.items()})
     row["qc_reason"] = qc.text()
     return pd.DataFrame([row])
-
-
-def write_row(df: pd.DataFrame, path: str | Path) -> None:
-    """Write a family table atomically."""
-    write_tsv(df, path)
-
-
-def all_rois() -> tuple[str, ...]:
-    """The seven canonical ROI names."""
-    return ROIS
-
-
-def nib_like(arr: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
-    """Tiny helper for tests and benchmarks: a NIfTI from an array and affine."""
-    return nib.Nifti1Image(arr, affine)
 
 
 def intensity_features(

@@ -113,14 +113,6 @@ def apply_to_subject(
     return HabitatResult(codes, model, "", label)
 
 
-def fraction_columns(names: tuple[str, ...] | list[str]) -> list[str]:
-    """Feature columns of the fractions table in a fixed order."""
-    cols = []
-    for n in names:
-        cols += [f"habitat__{n}__volume_ml", f"habitat__{n}__fraction"]
-    return cols
-
-
 def roi_means(sm: SubjectMaps, roi_name: str) -> dict[str, float]:
     """Mean of each normalised primary map inside the ROI (single-parameter comparators)."""
     out = {}

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from radiogenomics.io import atomic_path  # noqa: E402
+from radiogenomics.figures import save_figure  # noqa: E402
 
 # Okabe-Ito palette: distinguishable with the common colour-vision deficiencies.
 NAMED_COLOURS = {
@@ -44,12 +44,6 @@ def tumour_centre(mask: np.ndarray) -> tuple[int, int, int]:
     if not mask.any():
         return tuple(int(s // 2) for s in mask.shape)
     return tuple(int(round(float(c))) for c in np.argwhere(mask).mean(axis=0))
-
-
-def _save(fig: plt.Figure, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
 
 
 def plot_overlay(
@@ -98,7 +92,7 @@ def plot_overlay(
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), frameon=False)
     fig.suptitle(title or "habitats")
     fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-    _save(fig, path)
+    save_figure(fig, path, dpi=100, bbox_inches=None)
 
 
 def plot_forest(or_table: pd.DataFrame, hr_table: pd.DataFrame, path: str | Path) -> None:
@@ -140,4 +134,4 @@ def plot_forest(or_table: pd.DataFrame, hr_table: pd.DataFrame, path: str | Path
             )
         ax.set_title(title)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path, dpi=100, bbox_inches=None)

@@ -16,12 +16,13 @@ from matplotlib.patches import Patch  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from radiogenomics.errors import SubjectError  # noqa: E402
+from radiogenomics.figures import save_figure  # noqa: E402
 from radiogenomics.imaging.common import read_manifest, sequence_paths, voxel_sizes  # noqa: E402
 from radiogenomics.imaging.coregister import (  # noqa: E402
     mutual_information,
     normalised_cross_correlation,
 )
-from radiogenomics.io import atomic_path, load_nifti, read_tsv, write_tsv  # noqa: E402
+from radiogenomics.io import load_nifti, read_tsv, write_tsv  # noqa: E402
 
 log = logging.getLogger(__name__)
 STAGE = "qc_subject"
@@ -142,9 +143,7 @@ def plot_overlay(
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=80, bbox_inches=None)
 
 
 def qc_subject(

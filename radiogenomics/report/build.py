@@ -7,40 +7,31 @@ from pathlib import Path
 
 import pandas as pd
 
+from radiogenomics.figures import message_figure
 from radiogenomics.io import read_tsv, write_tsv
 from radiogenomics.report import benchmarks, cohorts, features, markers, qc
 from radiogenomics.report.collect import collect_section, copy_file
-from radiogenomics.report.style import message_figure, table_html, write_text
+from radiogenomics.report.style import table_html, write_text
 from radiogenomics.report.versions import software_versions
 
 log = logging.getLogger("radiogenomics.report")
 
 
-def _failures_from_markers(results: Path) -> pd.DataFrame:
-    """Failures from per-subject `qc/failure.json` markers (when no failures.tsv is produced)."""
-    rows = []
-    for path in sorted(results.glob("*/sub-*/ses-*/qc/failure.json")):
-        if path.stat().st_size:
-            rows.append(pd.read_json(path, typ="series").to_dict())
-    return pd.DataFrame(rows, columns=cohorts.FAILURE_COLUMNS)
-
-
 def build_cohorts(
     intake: str,
-    failures: str | None,
+    failures: str,
+    label_issues: list[str],
     sites: dict[str, str],
     out: dict[str, str],
     max_rows: int = 500,
 ) -> None:
-    """Cohort overview figure, counts and label-availability tables, failures table (from
-    failures.tsv, or from the subjects' failure markers when no rule writes failures.tsv)."""
+    """Cohort overview figure, counts and label-availability tables, labels-table problems, and
+    the failed subjects (results/qc/failures.tsv)."""
     report = cohorts.read_intake_report(intake)
     counts = cohorts.cohort_counts(report, sites)
     avail = cohorts.label_availability(report)
-    if failures is None:
-        fails = _failures_from_markers(Path(intake).parent.parent)
-    else:
-        fails = cohorts.read_failures(failures)
+    fails = cohorts.read_failures(failures)
+    issues = cohorts.read_label_issues(label_issues)
     log.info("cohorts: %d rows in intake report, %d failures", len(report), len(fails))
     cohorts.cohort_overview_figure(counts, avail, out["overview"])
     write_tsv(counts, out["counts"])
@@ -51,6 +42,15 @@ def build_cohorts(
     write_text(
         table_html(avail, "Known labels per cohort and marker (imaged subjects)"),
         out["labels_html"],
+    )
+    write_text(
+        table_html(
+            issues,
+            "Labels-table problems (results/qc/labels/{cohort}_issues.tsv)",
+            note="No problem found." if issues.empty else f"{len(issues)} problem(s), by row.",
+            max_rows=max_rows,
+        ),
+        out["label_issues_html"],
     )
     note = "No subject failed." if fails.empty else f"{len(fails)} subject/session(s) failed."
     write_text(
@@ -129,13 +129,12 @@ def build_section(
     extra_overlays: list[str],
     max_overlays: int,
     max_rows: int,
-    skip: list[str] = (),
 ) -> None:
-    """Copy one stage's figures and tables (plus up to `max_overlays` subject overlays), except
-    files matching a `skip` regex (already in the report through their own rule)."""
+    """Render one stage's tables (plus up to `max_overlays` subject overlays) for the report; the
+    stage's figures are report items of their own rules."""
     usable = [p for p in sorted(extra_overlays) if Path(p).exists() and Path(p).stat().st_size]
     extra = [(p, "subjects", qc.overlay_name(p)) for p in usable[:max_overlays]]
-    done = collect_section(root, dest, extra=extra, max_rows=max_rows, skip=skip)
+    done = collect_section(root, dest, extra=extra, max_rows=max_rows)
     log.info("section %s: %d items collected into %s", root, len(done), dest)
 
 
@@ -158,7 +157,7 @@ def build_marker_summary(
         out["table_html"],
     )
     if cv.empty and val.empty:
-        message_figure(out["figure"], "Markers", "no marker metrics were produced in this run")
+        message_figure(out["figure"], "no marker metrics were produced in this run", "Markers")
     else:
         markers.marker_summary_figure(cv, val, review, out["figure"])
 

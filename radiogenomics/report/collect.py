@@ -1,8 +1,7 @@
-"""Report stage: copy a stage's figures (and its tables as HTML) into a folder the report globs."""
+"""Report stage: a stage's tables as HTML (and extra figures) in a folder the report globs."""
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -33,8 +32,12 @@ def copy_file(src: Path, dest: Path) -> None:
 
 def table_page(src: Path, title: str, max_rows: int) -> str:
     """A TSV rendered as an HTML page for the report."""
-    df = pd.read_csv(src, sep="\t")
-    return table_html(df, title, note=f"source: {src}", max_rows=max_rows)
+    try:
+        df = pd.read_csv(src, sep="\t")
+    except pd.errors.EmptyDataError:
+        df = pd.DataFrame()
+    note = f"source: {src}" + ("" if len(df) else " (no rows)")
+    return table_html(df, title, note=note, max_rows=max_rows)
 
 
 def collect_section(
@@ -43,21 +46,17 @@ def collect_section(
     *,
     extra: list[tuple[str | Path, str, str]] = (),
     max_rows: int = 200,
-    skip: list[str] = (),
 ) -> pd.DataFrame:
-    """Copy every non-empty figure under `root` to `dest/{group}/{name}.png`, render every TSV to
-    `dest/{group}/{name}.html`; `extra` adds (source, group, name) items; paths matching a `skip`
-    regex are left out. Returns the copies."""
+    """Render every TSV under `root` to `dest/{group}/{name}.html`; `extra` adds (source, group,
+    name) figures, copied to `dest/{group}/{name}.png`. Returns what was written."""
     root, dest = Path(root), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     items: list[tuple[Path, str, str]] = []
     if root.is_dir():
         for path in sorted(root.rglob("*")):
-            if path.is_file() and path.suffix in FIGURE_SUFFIXES + TABLE_SUFFIXES:
+            if path.is_file() and path.suffix in TABLE_SUFFIXES:
                 items.append((path, *report_name(path, root)))
     items += [(Path(s), g, n) for s, g, n in extra]
-    skip_rx = [re.compile(rx) for rx in skip]
-    items = [it for it in items if not any(rx.match(it[0].as_posix()) for rx in skip_rx)]
     rows = []
     for src, group, name in items:
         if not src.exists() or src.stat().st_size == 0:

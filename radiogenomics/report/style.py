@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from radiogenomics import figures  # noqa: E402
 from radiogenomics.io import atomic_path  # noqa: E402
 
 # Okabe & Ito (2008) colour-blind-safe palette; black last so it is used only for many groups.
@@ -52,20 +53,8 @@ def apply_style() -> None:
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> None:
-    """Save a figure atomically as PNG (no timestamp, so reruns are byte-identical); close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-
-
-def message_figure(path: str | Path, title: str, message: str) -> None:
-    """A figure that states why there is nothing to plot (e.g. every subject failed)."""
-    apply_style()
-    fig, ax = plt.subplots(figsize=(6, 1.6))
-    ax.axis("off")
-    ax.set_title(title)
-    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
-    save_figure(fig, path)
+    """Save a report figure at the style's resolution (`apply_style`)."""
+    figures.save_figure(fig, path, dpi=None)
 
 
 def _cell(value: object, digits: int) -> str:

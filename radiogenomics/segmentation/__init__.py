@@ -23,7 +23,6 @@ from radiogenomics.segmentation.nnunet import (
 )
 from radiogenomics.segmentation.provided import (
     check_label_grid,
-    map_label_convention,
     provided_labels_on_reference,
     resample_labels_nearest,
 )
@@ -246,7 +245,6 @@ __all__ = [
     "ROI_NAMES",
     "AutomatedParams",
     "derive_rois",
-    "map_label_convention",
     "map_model_labels",
     "resample_labels_nearest",
     "segment_automated",

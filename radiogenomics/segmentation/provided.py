@@ -14,58 +14,9 @@ import nibabel as nib
 import numpy as np
 
 from radiogenomics.errors import SubjectError
+from radiogenomics.labels import map_label_convention
 
 STAGE = "segment_tumor"
-
-# Raw value -> pipeline value for each supported convention.
-CONVENTIONS: dict[str, dict[int, int]] = {
-    "brats": {0: 0, 1: 1, 2: 2, 4: 3},
-    # BraTS 2012/2013: 1 necrosis, 2 oedema, 3 non-enhancing tumour, 4 enhancing.
-    "brats2013": {0: 0, 1: 1, 2: 2, 3: 1, 4: 3},
-    "pipeline": {0: 0, 1: 1, 2: 2, 3: 3},
-}
-
-
-def label_values(data: np.ndarray) -> list[int]:
-    """Sorted distinct values of a label array (non-integers raise)."""
-    vals = np.unique(np.asarray(data))
-    if not np.all(np.isfinite(vals)) or not np.allclose(vals, np.round(vals)):
-        raise ValueError(f"non-integer label values {vals[:10].tolist()}")
-    return [int(v) for v in np.round(vals)]
-
-
-def map_label_convention(
-    data: np.ndarray,
-    convention: str,
-    *,
-    file: str | Path | None = None,
-    allowed: Iterable[int] | None = None,
-) -> np.ndarray:
-    """Map raw label values to 0/1/2/3 (uint8); unexpected values raise SubjectError naming them."""
-    if convention not in CONVENTIONS:
-        raise SubjectError(
-            f"unknown label convention '{convention}' (expected one of {sorted(CONVENTIONS)})",
-            stage=STAGE,
-            file=file,
-        )
-    mapping = CONVENTIONS[convention]
-    ok = set(mapping) if allowed is None else set(mapping) & {int(v) for v in allowed}
-    try:
-        found = label_values(data)
-    except ValueError as exc:
-        raise SubjectError(f"provided labels: {exc}", stage=STAGE, file=file) from exc
-    bad = [v for v in found if v not in ok]
-    if bad:
-        raise SubjectError(
-            f"provided labels contain values {bad} not allowed for convention '{convention}' "
-            f"(allowed {sorted(ok)}; found {found})",
-            stage=STAGE,
-            file=file,
-        )
-    lut = np.zeros(max(mapping) + 1, dtype=np.uint8)
-    for raw, new in mapping.items():
-        lut[raw] = new
-    return lut[np.round(np.asarray(data)).astype(np.int64)]
 
 
 def resample_labels_nearest(
@@ -107,7 +58,7 @@ def provided_labels_on_reference(
         raise SubjectError(
             f"provided labels must be 3-D, got shape {data.shape}", stage=STAGE, file=file
         )
-    mapped = map_label_convention(data, convention, file=file, allowed=allowed)
+    mapped = map_label_convention(data, convention, file=file, allowed=allowed, stage=STAGE)
     return resample_labels_nearest(mapped, labels_img.affine, reference.shape, reference.affine)
 
 

@@ -2,26 +2,7 @@
 
 COH = config["cohort"]
 COH_SETTINGS = {**COH, "seed": config["seed"]}
-COH_FAMILIES = (
-    COH["families"]
-    or config.get("features", {}).get("families")
-    or [
-        "lesion_wide",
-        "histogram",
-        "radiomics",
-        "mismatch",
-        "location",
-    ]
-)
-COH_HABITATS = stage_enabled("habitats")
-COH_PERTURB = stage_enabled("features") and bool(
-    config.get("features", {}).get("perturbation", {}).get("enabled", False)
-)
-FEATURE_TABLE_COHORTS = [c for c in config["cohorts"] if c["layout"] == "feature-table"]
-# Cheap, once: subject records handed to the aggregation script.
-COH_SUBJECT_RECORDS = SUBJECTS[
-    ["cohort", "subject", "session", "role", "site", "scanner"]
-].to_dict("records")
+COH_FAMILIES = COH["families"] or config["features"]["families"]
 COH_DROPPED = "results/cohort/dropped_features.tsv"
 
 COHORT_TARGETS["cohort"] = [
@@ -33,30 +14,21 @@ COHORT_TARGETS["cohort"] = [
     COH_DROPPED,
 ]
 
-
 _NOT_EXTRACTED = sorted(set(COH_FAMILIES) - set(config["features"]["families"]))
 if _NOT_EXTRACTED:
     raise ValueError(
         f"cohort.families {_NOT_EXTRACTED} are not in features.families "
         f"{config['features']['families']}: no job writes them"
     )
-# extract_features writes every family and the habitat fractions of a session in one job, so one
-# of its files per session orders the DAG (aggregation reads the families by path): 1,000 edges
-# per 1,000 sessions instead of 6,000. Plus the feature-table CSVs. Built once.
-COH_FEATURE_INPUTS = subject_paths(
-    f"{SD}/habitats/habitat_fractions.tsv"
-    if COH_HABITATS
-    else f"{SD}/features/{COH_FAMILIES[0]}.tsv"
-) + [c["path"] for c in FEATURE_TABLE_COHORTS]
 
 
 rule aggregate_features:
     input:
-        features=COH_FEATURE_INPUTS,
+        # extract_features writes every family and the habitat fractions of a session in one
+        # job, so one of its files per session orders the DAG (families are read by path).
+        features=subject_paths(f"{SD}/habitats/habitat_fractions.tsv")
+        + [c["path"] for c in FEATURE_TABLE_COHORTS],
         labels=expand("results/{cohort}/labels.tsv", cohort=list(COHORTS)),
-        label_issues=expand(
-            "results/qc/labels/{cohort}_issues.tsv", cohort=list(COHORTS)
-        ),
     output:
         features="results/cohort/features.tsv",
         labels="results/cohort/labels.tsv",
@@ -73,12 +45,12 @@ rule aggregate_features:
         mem_mb=2000,
         runtime=15,
     params:
-        subjects=COH_SUBJECT_RECORDS,
+        subjects=SUBJECTS[["cohort", "subject", "session", "role", "site", "scanner"]].to_dict(
+            "records"
+        ),
         families=COH_FAMILIES,
         feature_tables=FEATURE_TABLE_COHORTS,
         label_tables={c: f"results/{c}/labels.tsv" for c in COHORTS},
-        label_issues={c: f"results/qc/labels/{c}_issues.tsv" for c in COHORTS},
-        label_sources={c: COHORTS[c].get("labels") for c in COHORTS},
     script:
         "../../scripts/aggregate_features.py"
 
@@ -87,9 +59,7 @@ rule feature_robustness:
     input:
         # Discovery subjects only: no statistic of a validation cohort shapes the feature set.
         perturbed=(
-            subject_paths(f"{SD}/features/perturbed.tsv", role="discovery")
-            if COH_PERTURB
-            else []
+            subject_paths(f"{SD}/features/perturbed.tsv", role="discovery") if FEAT_PERTURB else []
         ),
     output:
         icc="results/cohort/robustness_icc.tsv",
@@ -115,10 +85,10 @@ rule harmonise_features:
     input:
         features="results/cohort/features.tsv",
     output:
-        harmonised=report(
+        harmonised=report_item(
             "results/cohort/features_harmonized.tsv",
-            category="Features",
-            subcategory="Features",
+            "Features",
+            "Features",
             labels={"table": "ComBat-harmonised features (display)"},
         ),
     log:
@@ -138,5 +108,99 @@ rule harmonise_features:
         "../../scripts/harmonise_features.py"
 
 
+# Last of the run (it waits for every stage's results): a cohort without a single usable subject
+# ends the run non-zero, naming the cohort and the most common reason, once all else is done.
+rule check_usable_subjects:
+    input:
+        lambda wc: stage_results(),
+        features="results/cohort/features.tsv",
+        failures="results/qc/failures.tsv",
+    output:
+        usable="results/qc/usable_subjects.tsv",
+    log:
+        "logs/check_usable_subjects.log",
+    benchmark:
+        "benchmarks/rules/check_usable_subjects.tsv"
+    conda:
+        "../../envs/modelling.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        cohorts=list(COHORTS),
+    script:
+        "../../scripts/check_usable_subjects.py"
+
+
 # `results/cohort/labels.tsv` also matches the intake's `results/{cohort}/labels.tsv`.
 ruleorder: aggregate_features > validate_labels
+
+
+# Report: feature families, site effects before/after ComBat, and ICC robustness.
+rule report_feature_families:
+    input:
+        features="results/cohort/features.tsv",
+    output:
+        table=f"{REPORT_DIR}/feature_families.tsv",
+        table_html=report_item(f"{REPORT_DIR}/feature_families.html", "Features", "families"),
+        figure=report_item(f"{REPORT_DIR}/feature_families.png", "Features", "families"),
+    log:
+        "logs/report/report_feature_families.log",
+    benchmark:
+        "benchmarks/rules/report_feature_families.tsv"
+    conda:
+        "../../envs/modelling.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    script:
+        "../../scripts/report_feature_families.py"
+
+
+rule report_combat:
+    input:
+        before="results/cohort/features.tsv",
+        after="results/cohort/features_harmonized.tsv",
+    output:
+        table=f"{REPORT_DIR}/combat_pca.tsv",
+        figure=report_item(f"{REPORT_DIR}/combat_pca.png", "Features", "harmonisation"),
+    log:
+        "logs/report/report_combat.log",
+    benchmark:
+        "benchmarks/rules/report_combat.tsv"
+    conda:
+        "../../envs/modelling.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    params:
+        sites=SITES,
+    script:
+        "../../scripts/report_combat.py"
+
+
+rule report_icc:
+    input:
+        icc="results/cohort/robustness_icc.tsv",
+    output:
+        figure=report_item(f"{REPORT_DIR}/robustness_icc.png", "Features", "robustness"),
+    log:
+        "logs/report/report_icc.log",
+    benchmark:
+        "benchmarks/rules/report_icc.tsv"
+    conda:
+        "../../envs/modelling.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../../scripts/report_icc.py"
+
+
+REPORT_TARGETS.extend(
+    str(r.output[0]) for r in (rules.report_feature_families, rules.report_combat, rules.report_icc)
+)

@@ -1,34 +1,46 @@
-"""Shared by every stage: the subject table (built once), path patterns and input helpers."""
+"""Shared by every stage: the subject table (built once), path patterns, input helpers, and the
+two registries through which each stage declares its cohort-level targets and report items.
+"""
 
-import json
 import os
 from pathlib import Path
 
-import pandas as pd
+from radiogenomics.intake.discover import discover_subjects, log_refused
+from radiogenomics.paths import prep_paths, subject_dir_pattern
 
-from radiogenomics.intake.discover import build_subject_table
-from radiogenomics.paths import prep_paths
-
-# Jobs inherit this environment. glibc hands every array over 32 MB back to the OS and zeroes
-# fresh pages for the next one; HD-BET and ANTs allocate hundreds of them per session (3 of 29
-# CPU-s of preprocess_subject were page zeroing). Keeping freed memory in the heap removes that
-# for ~10 % more peak RSS. A value the user exports wins.
-for _var, _value in {
-    "MALLOC_MMAP_MAX_": "0",
-    "MALLOC_TRIM_THRESHOLD_": str(2**32),
-}.items():
-    os.environ.setdefault(_var, _value)
-
-SD = "results/{cohort}/sub-{subject}/ses-{session}"
+SD = subject_dir_pattern()
 # Population habitat model: written by fit_habitat_model, read by extract_features.
 HAB_DIR = "results/habitats"
 HABITAT_MODEL = f"{HAB_DIR}/model.joblib"
 COHORTS = {c["name"]: c for c in config["cohorts"]}
+FEATURE_TABLE_COHORTS = [c for c in config["cohorts"] if c["layout"] == "feature-table"]
+# Stage files register here, next to their rules; `rule all` and the report only read these.
+# COHORT_TARGETS: stage -> cohort-level results of the default run (the report waits for them).
+# REPORT_SECTIONS: stage -> report category in which report_section shows the stage's tables.
+# REPORT_TARGETS: one output of each rule that builds report items from a stage's results.
+COHORT_TARGETS = {}
+REPORT_SECTIONS = {}
+REPORT_TARGETS = []
+REPORT_DIR = "results/report"
+
+
+def report_item(path, category, subcategory=None, caption=None, **extra):
+    """`path` as a report item, captioned by workflow/report/{caption}.rst (by default the file's
+    own stem, when that caption exists); `extra`: labels, patterns."""
+    caption = caption or Path(str(path)).name.split(".")[0]
+    rst = f"{workflow.basedir}/workflow/report/{caption}.rst"
+    return report(
+        path,
+        caption=f"../report/{caption}.rst" if os.path.exists(rst) else None,
+        category=category,
+        subcategory=subcategory,
+        **extra,
+    )
 
 
 def _demo_plan():
     """The demo's subjects are known from its seed before any image exists."""
-    if not any(c.get("demo") for c in config["cohorts"]):
+    if not any(c["demo"] for c in config["cohorts"]):
         return None
     from radiogenomics.demo import plan_demo
 
@@ -36,12 +48,14 @@ def _demo_plan():
 
 
 DEMO_PLAN = _demo_plan()
-SUBJECTS = build_subject_table(config["cohorts"], DEMO_PLAN)
-# Per-job lookups go through plain dicts: a pandas row per job cost a 1,000-subject DAG ~0.5 s.
+# Entries with an unusable ID are left out of the run and listed in the intake report.
+SUBJECTS, REFUSED_IDS = discover_subjects(config["cohorts"], DEMO_PLAN)
+log_refused(REFUSED_IDS)
+# Per-job lookups go through plain dicts: a pandas row per job is slow on large DAGs.
 SUBJECT_ROWS = {
-    (row["cohort"], row["subject"], row["session"]): row
-    for row in SUBJECTS.to_dict("records")
+    (row["cohort"], row["subject"], row["session"]): row for row in SUBJECTS.to_dict("records")
 }
+SITES = {name: c.get("site") or name for name, c in COHORTS.items()}
 
 
 def cohort_config(cohort):
@@ -54,9 +68,9 @@ def subject_row(wildcards):
     return SUBJECT_ROWS[(wildcards.cohort, wildcards.subject, wildcards.session)]
 
 
-def subject_paths(pattern, role=None, cohort=None, rows=None):
+def subject_paths(pattern, role=None, cohort=None):
     """`pattern` formatted for every subject/session (optionally one role or cohort)."""
-    rows = SUBJECTS if rows is None else rows
+    rows = SUBJECTS
     if role is not None:
         rows = rows[rows["role"] == role]
     if cohort is not None:
@@ -67,14 +81,17 @@ def subject_paths(pattern, role=None, cohort=None, rows=None):
     ]
 
 
+def per_cohort(key):
+    """One cohort-config value per cohort, as a plain param (scripts pick by their wildcards)."""
+    return {name: cohort[key] for name, cohort in COHORTS.items()}
+
+
 def intake_inputs(wildcards):
     """Source files known at DAG time; demo subjects wait for their generator."""
     row = subject_row(wildcards)
     cohort = cohort_config(wildcards.cohort)
-    if cohort.get("demo"):
-        return [
-            f"{config['demo'].get('root', 'resources/demo')}/.done/{wildcards.cohort}/{wildcards.subject}.done"
-        ]
+    if cohort["demo"]:
+        return [f"{DEMO_ROOT}/.done/{wildcards.cohort}/{wildcards.subject}.done"]
     if cohort["layout"] == "tcia-dicom":
         return [row["source_dir"]]
     return sorted(row["source"].values())
@@ -82,40 +99,26 @@ def intake_inputs(wildcards):
 
 def provided_labels_input(wildcards):
     """The intake manifest names a cohort's provided label image (not a declared intake output)."""
-    if cohort_config(wildcards.cohort).get("segmentation") == "provided":
+    if cohort_config(wildcards.cohort)["segmentation"] == "provided":
         return f"{SD}/anat/manifest.json".format(**dict(wildcards.items()))
     return []
 
 
+def labels_table(wildcards):
+    """A cohort's labels table, if it has one."""
+    return cohort_config(wildcards.cohort)["labels"] or []
+
+
 def intake_params_row(wildcards):
     row = subject_row(wildcards)
-    return {k: row[k] for k in ("cohort", "subject", "session", "source", "source_dir")}
+    keys = ("cohort", "subject", "session", "source", "source_dir", "study_day")
+    return {k: row[k] for k in keys if k in row}
 
 
-def stage_enabled(stage):
-    return Path(workflow.basedir, "workflow", "rules", f"{stage}.smk").exists()
-
-
-def all_targets():
-    """Targets of the default run: cohort results, and per-subject outputs no cohort rule reads.
+def stage_results():
+    """Every stage's cohort-level results (not the report's own items).
 
     Cohort rules read every subject's intake manifest, QC metrics and feature tables, so those are
-    built through them; listing them here too would add ~10 DAG edges per subject for nothing.
+    built through them; listing them here too would add DAG edges per subject for nothing.
     """
-    targets = []
-    if stage_enabled("segment") and not stage_enabled("report"):
-        targets.append(f"{SD}/qc/metrics.tsv")
-    if stage_enabled("features") and not stage_enabled("cohort"):
-        targets += [
-            f"{SD}/features/{fam}.tsv" for fam in config["features"]["families"]
-        ]
-    per_subject = [p for t in targets for p in subject_paths(t)]
-    cohort_level = ["results/qc/intake_report.tsv"]
-    for stage, outs in COHORT_TARGETS.items():
-        if stage_enabled(stage):
-            cohort_level += outs
-    return per_subject + cohort_level
-
-
-# Stage files register their cohort-level targets here (stage -> list of paths).
-COHORT_TARGETS = {}
+    return [path for paths in COHORT_TARGETS.values() for path in paths]

@@ -1,9 +1,9 @@
 """Demo stage (foundation): synthetic two-site cohort with planted truth, built on first run."""
 
-DEMO_ROOT = config["demo"].get("root", "resources/demo")
+DEMO_ROOT = config["demo"]["root"]
 
-# Peak memory grows with the voxel count (1 mm has 8x the voxels of 2 mm).
-DEMO_MEM_MB = 1500 if float(config["demo"].get("resolution_mm", 2)) >= 2 else 4000
+# Peak memory grows with the voxel count (1 mm has eight times the voxels of 2 mm).
+DEMO_MEM_MB = 1500 if float(config["demo"]["resolution_mm"]) >= 2 else 4000
 
 
 rule generate_demo_subject:

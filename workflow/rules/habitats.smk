@@ -9,12 +9,12 @@ HAB_COHORT_OUTPUTS = {
     "changes": f"{HAB_DIR}/spatiotemporal_changes.tsv",
     "odds_ratios": f"{HAB_DIR}/spatiotemporal_or.tsv",
     "hazard_ratios": f"{HAB_DIR}/spatiotemporal_hr.tsv",
-    "forest": f"{HAB_DIR}/spatiotemporal_forest.png",
     "classifier": f"{HAB_DIR}/progression_classifier.tsv",
 }
 
 # Per-session habitat maps are built through the feature tables (same job), not listed here.
 COHORT_TARGETS["habitats"] = [f"{HAB_DIR}/centroids.tsv", *HAB_COHORT_OUTPUTS.values()]
+REPORT_SECTIONS["habitats"] = "Habitats"
 
 
 rule fit_habitat_model:
@@ -48,6 +48,12 @@ rule spatiotemporal_habitats:
         labels=HAB["labels"],
     output:
         **HAB_COHORT_OUTPUTS,
+        forest=report_item(
+            f"{HAB_DIR}/spatiotemporal_forest.png",
+            "Habitats",
+            "spatiotemporal",
+            labels={"figure": "habitat change: odds and hazard ratios"},
+        ),
     log:
         "logs/spatiotemporal_habitats.log",
     benchmark:

@@ -28,11 +28,7 @@ rule intake_subject:
 
 rule validate_labels:
     input:
-        lambda wc: (
-            [cohort_config(wc.cohort)["labels"]]
-            if cohort_config(wc.cohort).get("labels")
-            else []
-        ),
+        labels_table,
     output:
         labels="results/{cohort}/labels.tsv",
         issues="results/qc/labels/{cohort}_issues.tsv",
@@ -50,9 +46,7 @@ rule validate_labels:
         mem_mb=500,
         runtime=5,
     params:
-        cohort=lambda wc: wc.cohort,
-        path=lambda wc: cohort_config(wc.cohort).get("labels"),
-        spec=lambda wc: cohort_config(wc.cohort).get("labels_spec", {}),
+        spec=lambda wc: cohort_config(wc.cohort)["labels_spec"],
         subjects=lambda wc: sorted(set(SUBJECTS[SUBJECTS.cohort == wc.cohort].subject)),
     script:
         "../../scripts/validate_labels.py"
@@ -64,6 +58,7 @@ rule intake_report:
         labels=expand("results/{cohort}/labels.tsv", cohort=list(COHORTS)),
     output:
         report="results/qc/intake_report.tsv",
+        unmatched="results/qc/labels_without_images.tsv",
     log:
         "logs/intake_report.log",
     benchmark:
@@ -76,5 +71,45 @@ rule intake_report:
         runtime=5,
     params:
         cohorts=list(COHORTS),
+        feature_tables=FEATURE_TABLE_COHORTS,
+        labels_files=per_cohort("labels"),
+        refused=REFUSED_IDS.to_dict("records"),
     script:
         "../../scripts/intake_report.py"
+
+
+COHORT_TARGETS["intake"] = [rules.intake_report.output.report]
+
+
+# Report: subjects per cohort and site, known labels, and every failed subject.
+rule report_cohorts:
+    input:
+        intake="results/qc/intake_report.tsv",
+        failures="results/qc/failures.tsv",
+        label_issues=expand("results/qc/labels/{cohort}_issues.tsv", cohort=list(COHORTS)),
+    output:
+        overview=report_item(f"{REPORT_DIR}/cohort_overview.png", "Cohorts", "overview"),
+        counts=f"{REPORT_DIR}/cohort_counts.tsv",
+        counts_html=report_item(f"{REPORT_DIR}/cohort_counts.html", "Cohorts", "overview"),
+        labels=f"{REPORT_DIR}/label_availability.tsv",
+        labels_html=report_item(f"{REPORT_DIR}/label_availability.html", "Cohorts", "labels"),
+        label_issues_html=report_item(f"{REPORT_DIR}/label_issues.html", "Cohorts", "labels"),
+        failures_html=report_item(f"{REPORT_DIR}/failures.html", "Cohorts", "failures"),
+    log:
+        "logs/report/report_cohorts.log",
+    benchmark:
+        "benchmarks/rules/report_cohorts.tsv"
+    conda:
+        "../../envs/modelling.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        sites=SITES,
+        max_rows=config["report"]["table_max_rows"],
+    script:
+        "../../scripts/report_cohorts.py"
+
+
+REPORT_TARGETS.append(str(rules.report_cohorts.output.overview))

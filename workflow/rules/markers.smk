@@ -5,16 +5,20 @@ import yaml
 from radiogenomics.cohort.marker_config import load_markers
 
 # A typo in the markers file fails here, before any job runs.
-validate(
-    yaml.safe_load(open(COH["markers_file"])) or {}, "../schemas/markers.schema.yaml"
-)
+validate(yaml.safe_load(open(COH["markers_file"])) or {}, "../schemas/markers.schema.yaml")
 MARKERS_CFG = load_markers(COH["markers_file"])
 MARKER_STRATEGIES = {m: list(spec["strategies"]) for m, spec in MARKERS_CFG.items()}
 MK = "results/markers/{marker}/{strategy}"
+MK_LABELS = {"marker": "{marker}", "strategy": "{strategy}"}
+MARKER_INPUTS = {
+    "features": "results/cohort/features.tsv",
+    "labels": "results/cohort/labels.tsv",
+    "dropped": COH_DROPPED,
+    "markers": COH["markers_file"],
+}
 
-COHORT_TARGETS["markers"] = [
-    f"results/markers/{m}/summary.tsv" for m in MARKER_STRATEGIES
-]
+COHORT_TARGETS["markers"] = [f"results/markers/{m}/summary.tsv" for m in MARKER_STRATEGIES]
+REPORT_SECTIONS["markers"] = "Markers"
 
 
 wildcard_constraints:
@@ -24,29 +28,19 @@ wildcard_constraints:
 
 rule marker_strategy:
     input:
-        features="results/cohort/features.tsv",
-        labels="results/cohort/labels.tsv",
-        dropped=COH_DROPPED,
-        markers=COH["markers_file"],
+        **MARKER_INPUTS,
     output:
         cv_metrics=f"{MK}/cv_metrics.tsv",
         predictions=f"{MK}/predictions.tsv",
         model=f"{MK}/model.joblib",
-        roc=report(
-            f"{MK}/roc.png",
-            category="Markers",
-            subcategory="{marker}",
-            labels={"marker": "{marker}", "strategy": "{strategy}", "figure": "ROC"},
+        roc=report_item(
+            f"{MK}/roc.png", "Markers", "{marker}", labels=MK_LABELS | {"figure": "ROC"}
         ),
-        calibration=report(
+        calibration=report_item(
             f"{MK}/calibration.png",
-            category="Markers",
-            subcategory="{marker}",
-            labels={
-                "marker": "{marker}",
-                "strategy": "{strategy}",
-                "figure": "calibration",
-            },
+            "Markers",
+            "{marker}",
+            labels=MK_LABELS | {"figure": "calibration"},
         ),
         coefficients=f"{MK}/coefficients.tsv",
     log:
@@ -62,15 +56,12 @@ rule marker_strategy:
     params:
         settings=COH_SETTINGS,
     script:
-        "../../scripts/marker_analysis.py"
+        "../../scripts/marker_strategy.py"
 
 
 rule marker_summary:
     input:
-        features="results/cohort/features.tsv",
-        labels="results/cohort/labels.tsv",
-        dropped=COH_DROPPED,
-        markers=COH["markers_file"],
+        **MARKER_INPUTS,
         metrics=lambda wc: expand(
             f"results/markers/{wc.marker}/{{s}}/cv_metrics.tsv",
             s=MARKER_STRATEGIES[wc.marker],
@@ -90,4 +81,4 @@ rule marker_summary:
     params:
         settings=COH_SETTINGS,
     script:
-        "../../scripts/marker_analysis.py"
+        "../../scripts/marker_summary.py"

@@ -1,17 +1,22 @@
 """Preprocessing stage (imaging chain): N4, co-registration, skull stripping, MNI152 atlas, normalisation."""
 
 PREP = config["preprocess"]
-# Quantitative maps: no N4, no z-score (physical or relative units).
-PREP_MAPS = sorted(
-    set(config["sequences"]["optional_maps"]) | set(PREP["normalisation"]["maps"])
-)
 ATLAS_SYN = PREP["atlas"]["transform"] == "syn"
 # Later jobs read the brain mask and atlas transforms by path: one definition of where they live.
 PREP_PATHS = prep_paths(SD)
 ATLAS_MM = PREP["atlas"]["template_resolution_mm"]
+# Per-cohort values and the run seed as plain params, not per-job functions (cheap large DAGs).
+PREP_SETTINGS = {
+    "preprocess": PREP,
+    # Quantitative maps: no N4, no z-score (physical or relative units).
+    "maps": sorted(set(config["sequences"]["optional_maps"]) | set(PREP["normalisation"]["maps"])),
+    "seed": config["seed"],
+    # Only an explicit `true` skips HD-BET; "auto" (a truthy string) lets the image decide.
+    "skull_stripped": {n: c["skull_stripped"] is True for n, c in COHORTS.items()},
+}
 
 
-# Once per run: nilearn resamples its 1 mm template on every load (1 s a session otherwise).
+# Once per run, not in every session: nilearn resamples its 1 mm template on every load.
 rule resample_atlas_template:
     output:
         t1=f"results/atlas/mni152_t1_{ATLAS_MM}mm.nii.gz",
@@ -32,8 +37,7 @@ rule resample_atlas_template:
         "../../scripts/resample_atlas_template.py"
 
 
-# One job per session for the whole chain: each step needs the previous one, none is worth its
-# own Python start-up (2-3 s of imports), and fewer jobs keep a 1,000-subject DAG fast.
+# One job per session for the whole chain (radiogenomics.jobs.preprocess_subject says why).
 rule preprocess_subject:
     input:
         manifest=f"{SD}/anat/manifest.json",
@@ -65,23 +69,14 @@ rule preprocess_subject:
         "subject"
     conda:
         "../../envs/imaging.yaml"
-    # One thread: N4 and HD-BET gain 10-15 % from a second one and seed_ants pins ITK to one for
-    # repeatable registrations, so two subjects side by side use a workstation's cores better.
+    # One thread: seed_ants pins ITK to one for repeatable registrations, and two subjects side
+    # by side use a workstation's cores better than one subject on two.
     threads: 1
     resources:
-        # HD-BET on CPU peaks at ~2.6 GB on a 1 mm head.
+        # HD-BET on CPU on a 1 mm head (docs/performance.md).
         mem_mb=4000,
         runtime=60 if ATLAS_SYN else 40,
     params:
-        config=PREP,
-        maps=PREP_MAPS,
-        # Per-cohort values and the run seed as plain params, not per-job functions: a function
-        # costs every job of a 1,000-subject DAG a call; the script picks by its wildcards.
-        seed=config["seed"],
-        # Only an explicit `true` skips HD-BET; "auto" (a truthy string) lets the image decide.
-        skull_stripped={
-            name: cohort.get("skull_stripped") is True
-            for name, cohort in COHORTS.items()
-        },
+        settings=PREP_SETTINGS,
     script:
         "../../scripts/preprocess_subject.py"

@@ -7,11 +7,8 @@ SURV_TABLES = {
     "hazard_ratios": f"{SURV}/hazard_ratios.tsv",
 }
 if COH["survival"]["enabled"]:
-    COHORT_TARGETS["survival"] = [
-        *SURV_TABLES.values(),
-        f"{SURV}/km_risk.png",
-        f"{SURV}/km_subtype.png",
-    ]
+    COHORT_TARGETS["survival"] = list(SURV_TABLES.values())
+    REPORT_SECTIONS["survival"] = "Survival"
 
 
 rule survival_analysis:
@@ -22,15 +19,11 @@ rule survival_analysis:
         subtypes="results/unsupervised/subtypes.tsv",
     output:
         **SURV_TABLES,
-        km_risk=report(
-            f"{SURV}/km_risk.png",
-            category="Survival",
-            labels={"figure": "KM by OOF risk group"},
+        km_risk=report_item(
+            f"{SURV}/km_risk.png", "Survival", labels={"figure": "KM by OOF risk group"}
         ),
-        km_subtype=report(
-            f"{SURV}/km_subtype.png",
-            category="Survival",
-            labels={"figure": "KM by subtype"},
+        km_subtype=report_item(
+            f"{SURV}/km_subtype.png", "Survival", labels={"figure": "KM by subtype"}
         ),
     log:
         "logs/survival_analysis.log",

@@ -7,11 +7,8 @@ UNS_OUTPUTS = {
     "variance": f"{UNS}/pca_variance.tsv",
     "association": f"{UNS}/association.tsv",
 }
-COHORT_TARGETS["unsupervised"] = [
-    *UNS_OUTPUTS.values(),
-    f"{UNS}/heatmap.png",
-    f"{UNS}/pca.png",
-]
+COHORT_TARGETS["unsupervised"] = list(UNS_OUTPUTS.values())
+REPORT_SECTIONS["unsupervised"] = "Unsupervised"
 
 
 rule unsupervised_subtypes:
@@ -21,16 +18,8 @@ rule unsupervised_subtypes:
         dropped=COH_DROPPED,
     output:
         **UNS_OUTPUTS,
-        heatmap=report(
-            f"{UNS}/heatmap.png",
-            category="Unsupervised",
-            labels={"figure": "clustered heatmap with marker annotation"},
-        ),
-        pca=report(
-            f"{UNS}/pca.png",
-            category="Unsupervised",
-            labels={"figure": "PCA subtypes"},
-        ),
+        heatmap=report_item(f"{UNS}/heatmap.png", "Unsupervised", labels={"figure": "heatmap"}),
+        pca=report_item(f"{UNS}/pca.png", "Unsupervised", labels={"figure": "PCA subtypes"}),
     log:
         "logs/unsupervised_subtypes.log",
     benchmark:

@@ -6,6 +6,7 @@ VAL = "results/validation/{marker}/{cohort}"
 COHORT_TARGETS["validation"] = expand(
     f"{VAL}/metrics.tsv", marker=list(MARKER_STRATEGIES), cohort=VALIDATION_COHORTS
 )
+REPORT_SECTIONS["validation"] = "Validation"
 
 
 rule external_validation:
@@ -21,10 +22,10 @@ rule external_validation:
     output:
         metrics=f"{VAL}/metrics.tsv",
         predictions=f"{VAL}/predictions.tsv",
-        roc=report(
+        roc=report_item(
             f"{VAL}/roc.png",
-            category="Validation",
-            subcategory="{marker}",
+            "Validation",
+            "{marker}",
             labels={"marker": "{marker}", "cohort": "{cohort}"},
         ),
     log:
@@ -41,3 +42,34 @@ rule external_validation:
         settings=COH_SETTINGS,
     script:
         "../../scripts/external_validation.py"
+
+
+# Report: every marker's cross-validated and external AUCs next to the review's figures.
+rule report_marker_summary:
+    input:
+        summaries=COHORT_TARGETS["markers"],
+        validation=COHORT_TARGETS["validation"],
+        review=config["report"]["review_reference"],
+    output:
+        table=f"{REPORT_DIR}/marker_summary.tsv",
+        table_html=report_item(f"{REPORT_DIR}/marker_summary.html", "Markers", "all markers"),
+        figure=report_item(f"{REPORT_DIR}/marker_summary.png", "Markers", "all markers"),
+    log:
+        "logs/report/report_marker_summary.log",
+    benchmark:
+        "benchmarks/rules/report_marker_summary.tsv"
+    conda:
+        "../../envs/modelling.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        # The stage folders sit beside the report folder: results/{markers,validation}.
+        markers_root=lambda w, output: Path(output.table).parents[1] / "markers",
+        validation_root=lambda w, output: Path(output.table).parents[1] / "validation",
+    script:
+        "../../scripts/report_markers.py"
+
+
+REPORT_TARGETS.append(str(rules.report_marker_summary.output.table))

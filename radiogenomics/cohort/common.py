@@ -1,0 +1,63 @@
+"""Shared by the cohort-level analyses (markers, unsupervised, survival, validation): the cohort
+tables as they are read, feature selection by name, and the modelling table of one marker."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from radiogenomics.cohort.models import CLINICAL_PREFIX
+from radiogenomics.cohort.robustness import read_dropped
+from radiogenomics.errors import ConfigError
+from radiogenomics.io import read_tsv
+from radiogenomics.labels import marker_binary
+
+ID_COLUMNS = ["cohort", "subject", "session"]
+
+
+def read_inputs(features: str, labels: str, dropped: str | None):
+    """features.tsv, labels.tsv and the dropped-feature set, with IDs read as strings."""
+    ids = {"cohort": str, "subject": str, "session": str}
+    return read_tsv(features, dtype=ids), read_tsv(labels, dtype=ids), read_dropped(dropped)
+
+
+def select_features(columns: list[str], patterns: tuple[str, ...], dropped: set[str]) -> list[str]:
+    """Feature columns matching any regex, minus those dropped by the robustness filter."""
+    regs = [re.compile(p) for p in patterns]
+    feats = [c for c in columns if c.count("__") >= 2 and not c.startswith("prov__")]
+    return [c for c in feats if c not in dropped and any(r.search(c) for r in regs)]
+
+
+def clinical_columns(labels: pd.DataFrame, covariates: tuple[str, ...]) -> pd.DataFrame:
+    """Numeric clinical covariates (`sex` -> 1 for M) named `clinical__{name}`."""
+    out = pd.DataFrame(index=labels.index)
+    for cov in covariates:
+        if cov not in labels.columns:
+            raise ConfigError(f"clinical covariate {cov!r} not in labels")
+        col = labels[cov]
+        out[f"{CLINICAL_PREFIX}{cov}"] = (
+            col.map({"M": 1.0, "F": 0.0}) if cov == "sex" else pd.to_numeric(col, errors="coerce")
+        )
+    return out
+
+
+def baseline_rows(features: pd.DataFrame) -> pd.DataFrame:
+    """First session (sorted) of each subject: markers are properties of the patient."""
+    srt = features.sort_values(ID_COLUMNS, kind="stable")
+    return srt.drop_duplicates(["cohort", "subject"], keep="first").reset_index(drop=True)
+
+
+def modelling_table(
+    features: pd.DataFrame, labels: pd.DataFrame, marker: str, role: str = "discovery"
+) -> pd.DataFrame:
+    """Rows of one role with a known value of `marker`, with labels joined and `y` in 0/1."""
+    rows = baseline_rows(features[features["role"] == role])
+    lab = labels.drop(columns=[c for c in ("site", "scanner") if c in labels.columns])
+    df = rows.merge(lab, on=["cohort", "subject"], how="inner", suffixes=("", "_label"))
+    if marker not in df.columns:
+        df["y"] = np.nan
+    else:
+        df["y"] = marker_binary(df[marker], marker)
+    return df[df["y"].notna()].reset_index(drop=True)
