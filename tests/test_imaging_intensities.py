@@ -120,10 +120,16 @@ def test_bias_correct_subject_records_what_it_did(shared_data, tmp_path):
     assert m["intensity_handling"]["flair"]["intensities"] == "raw"
     assert m["intensity_handling"]["t1ce"]["intensities"] == "normalised"
     assert m["intensity_handling"]["t1ce"]["shift"] < 0 and m["n4_skipped"] == []
-    # Declared bias-corrected (from the argument or the upstream manifest): N4 is skipped.
-    (anat / "manifest.json").write_text(json.dumps(manifest | {"bias_corrected": True}))
-    bias_correct_subject(anat / "manifest.json", out)
+    # Declared bias-corrected (config cohorts[].bias_corrected): N4 is skipped.
+    bias_correct_subject(anat / "manifest.json", out, bias_corrected=True)
     assert sorted(json.loads(out.read_text())["n4_skipped"]) == ["flair", "t1ce"]
+    # Declared normalised (config cohorts[].intensities): the declaration wins and is recorded
+    # with what was detected; the raw FLAIR's fill value 0 lies at the bottom of its foreground,
+    # so it is read as raw 0 (no shift) and the interpolation negatives below it are counted.
+    bias_correct_subject(anat / "manifest.json", out, intensities="normalised")
+    flair = json.loads(out.read_text())["intensity_handling"]["flair"]
+    assert flair["intensities"] == "normalised" and flair["detected"] == "raw"
+    assert flair["shift"] == 0.0 and flair["clipped_negative_voxels"] > 0
     with pytest.raises(SubjectError, match="intensities must be one of"):
         bias_correct_subject(anat / "manifest.json", out, intensities="z")
 

@@ -258,18 +258,14 @@ def bias_correct_subject(
     iterations: tuple[int, ...] = (50, 50, 50),
     fit_spacing_mm: float = 12.0,
     maps: tuple[str, ...] = MAPS_DEFAULT,
-    intensities: str | None = None,
-    bias_corrected: bool | None = None,
+    intensities: str = "auto",
+    bias_corrected: bool = False,
 ) -> dict[str, str]:
     """N4 every structural sequence of a subject, copy maps unchanged; write `n4/manifest.json`.
 
     `intensities` (`auto`, `raw`, `normalised`) and `bias_corrected` (skip N4) are the cohort's
-    declarations; None takes them from the upstream manifest (else `auto`, False)."""
+    declarations (config `cohorts[].intensities`, `cohorts[].bias_corrected`)."""
     upstream = read_manifest(manifest_in, stage=STAGE)
-    if intensities is None:
-        intensities = str(upstream.get("intensities") or "auto")
-    if bias_corrected is None:
-        bias_corrected = upstream.get("bias_corrected") is True
     out_dir = Path(manifest_out).parent
     written: dict[str, str] = {}
     shrinks: dict[str, int] = {}
