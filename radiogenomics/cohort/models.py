@@ -25,6 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from radiogenomics.cohort.harmonise import ComBatHarmoniser, FrameImputer
+from radiogenomics.cohort.lasso import l1_penalty_kwargs
 
 CLINICAL_PREFIX = "clinical__"
 DEFAULT_GRIDS: dict[str, dict[str, list]] = {
@@ -43,11 +44,12 @@ def make_estimator(model: str, seed: int) -> BaseEstimator:
         # liblinear shuffles coordinates: seeded, or reruns differ in the 4th digit.
         return LogisticRegression(
             C=0.2,
-            l1_ratio=1.0,
             solver="liblinear",
             class_weight="balanced",
             max_iter=5000,
             random_state=seed,
+            # L1 on every scikit-learn: penalty="l1" before 1.8, l1_ratio=1.0 from 1.8 on.
+            **l1_penalty_kwargs(),
         )
     if model == "xgboost":
         from xgboost import XGBClassifier
@@ -85,11 +87,11 @@ class RadscoreClinical(ClassifierMixin, BaseEstimator):
     def _lasso(self) -> LogisticRegression:
         return LogisticRegression(
             C=self.C,
-            l1_ratio=1.0,
             solver="liblinear",
             class_weight="balanced",
             max_iter=5000,
             random_state=self.seed,
+            **l1_penalty_kwargs(),
         )
 
     def fit(self, X, y) -> RadscoreClinical:
