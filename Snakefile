@@ -23,6 +23,7 @@ for _section in (
     "habitats",
     "cohort",
     "report",
+    "biopsy",
 ):
     validate(config.setdefault(_section, {}), f"workflow/schemas/{_section}.schema.yaml")
 
