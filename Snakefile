@@ -49,6 +49,7 @@ include: "workflow/rules/markers.smk"
 include: "workflow/rules/unsupervised.smk"
 include: "workflow/rules/survival.smk"
 include: "workflow/rules/validation.smk"
+include: "workflow/rules/biopsy.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -388,3 +388,29 @@ def load_crop_set(path: str | Path, settings: CropSettings | None = None) -> Cro
             "(stale cache: rebuild it)"
         )
     return cs
+
+
+def run_cnn_crops(
+    sessions: list[Mapping[str, str]],
+    markers_file: str,
+    marker: str,
+    strategy: str,
+    out_crops: str,
+    out_failures: str,
+    root: str | Path = RESULTS,
+) -> None:
+    """Rule cnn_crops: every session's crop for one cnn strategy, and the sessions that failed."""
+    import logging
+
+    from radiogenomics.cohort.marker_config import load_markers
+    from radiogenomics.io import write_tsv
+
+    log = logging.getLogger(__name__)
+    spec = load_markers(markers_file)[marker]["strategies"][strategy]
+    settings = CropSettings.from_config(spec)
+    cs, failures = build_crop_set(pd.DataFrame(list(sessions)), settings, root)
+    for rec in failures.to_dict("records"):
+        log.warning("%s/%s/%s: %s", rec["cohort"], rec["subject"], rec["session"], rec["message"])
+    log.info("%d crops %s, %d failures", len(cs), cs.array.shape[1:], len(failures))
+    save_crop_set(cs, out_crops)
+    write_tsv(failures, out_failures)

@@ -16,6 +16,13 @@ import pandas as pd
 
 from radiogenomics.demo import dicom_export
 from radiogenomics.demo.anatomy import HEAD_CENTRE_MNI, build_anatomy, truth_grid
+from radiogenomics.demo.biopsy import (
+    SAMPLE_COLUMNS,
+    TRUTH_COLUMNS,
+    BiopsyPlant,
+    EgfrPlant,
+    plant_egfr_biopsies,
+)
 from radiogenomics.demo.plan import COHORTS, LABEL_COLUMNS, labels_table, plan_demo, resolve_config
 from radiogenomics.demo.sequences import (
     REFERENCE,
@@ -27,13 +34,6 @@ from radiogenomics.demo.sequences import (
     render_sequence,
     tumour_maps,
     tumour_texture,
-)
-from radiogenomics.demo.biopsy import (
-    SAMPLE_COLUMNS,
-    TRUTH_COLUMNS,
-    BiopsyPlant,
-    EgfrPlant,
-    plant_egfr_biopsies,
 )
 from radiogenomics.demo.tumour import (
     HYPERVASCULAR,

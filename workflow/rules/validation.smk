@@ -1,4 +1,4 @@
-"""Validation stage: each marker's discovery-trained model applied unchanged to validation cohorts."""
+"""Validation stage: each marker's discovery-trained models applied unchanged to validation cohorts."""
 
 VALIDATION_COHORTS = [c["name"] for c in config["cohorts"] if c["role"] == "validation"]
 VAL = "results/validation/{marker}/{cohort}"
@@ -19,6 +19,11 @@ rule external_validation:
             marker=wc.marker,
             strategy=MARKER_STRATEGIES[wc.marker],
         ),
+        crops=lambda wc: [
+            cnn_crops(wc.marker, s)
+            for s in MARKER_STRATEGIES[wc.marker]
+            if STRATEGY_KIND[s] == "cnn"
+        ],
     output:
         metrics=f"{VAL}/metrics.tsv",
         predictions=f"{VAL}/predictions.tsv",
@@ -40,6 +45,11 @@ rule external_validation:
         runtime=15,
     params:
         settings=COH_SETTINGS,
+        crops=lambda wc: {
+            s: cnn_crops(wc.marker, s)
+            for s in MARKER_STRATEGIES[wc.marker]
+            if STRATEGY_KIND[s] == "cnn"
+        },
     script:
         "../../scripts/external_validation.py"
 
