@@ -91,7 +91,7 @@ def validate_cohort(
         within=payload.get("within") or None,
     )
     base["within"] = df.attrs["subgroup"]["within"]
-    if payload.get("pipeline") is None:
+    if payload.get("pipeline") is None and payload.get("model") is None:
         msg = f"no discovery model: {payload.get('message', 'not trained')}"
         return _status(base, "no_model", msg), pd.DataFrame(columns=[*ID_COLUMNS, "y"])
     y = df["y"].to_numpy().astype(int)
