@@ -31,12 +31,12 @@ def stage(tmp_path_factory):
     run_biopsy_features({coh.cohort: str(root / "biopsies.tsv")}, {coh.cohort: "discovery"},
                         sessions, settings, str(out / "features.tsv"),
                         str(out / "failures.tsv"), root)  # fmt: skip
-    paths = {k: str(out / "egfr_amplification" / f) for k, f in (
-        ("metrics", "metrics.tsv"), ("predictions", "predictions.tsv"),
-        ("coefficients", "coefficients.tsv"), ("model", "model.joblib"), ("roc", "roc.png"))}  # fmt: skip
+    names = {"metrics": "metrics.tsv", "predictions": "predictions.tsv", "model": "model.joblib",
+             "coefficients": "coefficients.tsv", "roc": "roc.png"}  # fmt: skip
+    paths = {k: str(out / "egfr_amplification" / f) for k, f in names.items()}
     run_biopsy_model_rule(str(out / "features.tsv"), "egfr_amplification", settings, 0, paths)
-    run_biopsy_maps(paths["model"], sessions, "egfr_amplification", settings,
-                    str(out / "maps"), str(out / "maps.tsv"), str(out / "overlays"), 2, root)  # fmt: skip
+    run_biopsy_maps(paths["model"], sessions, "egfr_amplification", settings, str(out / "maps"),
+                    str(out / "maps.tsv"), str(out / "overlays"), 2, root)  # fmt: skip
     return coh, out, len(table)
 
 
