@@ -303,7 +303,11 @@ def run_strategy(
     cv = settings["cv"]
     batch = settings["combat"]["batch_column"]
     if strategy.model == "cnn":
-        X, found, crop_settings = load_crops(crops, strategy, df[ID_COLUMNS])
+        try:
+            X, found, crop_settings = load_crops(crops, strategy, df[ID_COLUMNS])
+        except ConfigError as exc:  # no crops file, or one built with other settings
+            _write_not_run(out, strategy, "no_features", str(exc), **sub)
+            return _status_row(strategy, "no_features", str(exc), **sub)
         feats = list(crop_settings.channel_names)
         if not found.any():
             msg = f"no session has a crop ({crops}): see its crop failures"

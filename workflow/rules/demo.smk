@@ -6,12 +6,6 @@ DEMO_ROOT = config["demo"]["root"]
 DEMO_MEM_MB = 1500 if float(config["demo"]["resolution_mm"]) >= 2 else 4000
 
 
-def subject_flags(cohort):
-    """Done flags of every demo subject of one cohort."""
-    subjects = sorted(set(SUBJECTS.loc[SUBJECTS["cohort"] == cohort, "subject"]))
-    return [f"{DEMO_ROOT}/.done/{cohort}/{s}.done" for s in subjects]
-
-
 rule generate_demo_subject:
     output:
         flag=f"{DEMO_ROOT}/.done/{{cohort}}/{{subject}}.done",
@@ -81,7 +75,7 @@ rule write_demo_biopsies:
         mem_mb=500,
         runtime=5,
     params:
-        root=DEMO_ROOT,
+        root=lambda w, output: Path(output.table).parents[1],
         subjects=lambda wc: sorted(set(SUBJECTS.loc[SUBJECTS["cohort"] == wc.cohort, "subject"])),
     script:
         "../../scripts/write_demo_biopsies.py"

@@ -24,19 +24,6 @@ MARKER_INPUTS = {
 }
 
 
-def strategies_of_kind(*kinds):
-    """Alternation of the strategy names of some kinds (a never-matching name if none)."""
-    names = sorted(s for s, k in STRATEGY_KIND.items() if k in kinds)
-    return "|".join(names) or "no_strategy_of_this_kind"
-
-
-def cnn_crops(marker, strategy):
-    """The crops file of a cnn strategy (nothing for other kinds)."""
-    if STRATEGY_KIND[strategy] != "cnn":
-        return []
-    return f"results/markers/{marker}/{strategy}/crops.npz"
-
-
 COHORT_TARGETS["markers"] = [f"results/markers/{m}/summary.tsv" for m in MARKER_STRATEGIES]
 COHORT_TARGETS["markers"] += [f"results/markers/{m}/{s}/saliency.tsv" for m, s in CNN_STRATEGIES]
 REPORT_SECTIONS["markers"] = "Markers"
@@ -179,7 +166,8 @@ rule cnn_saliency:
         runtime=15,
     params:
         n=4,
-        results="results",
+        # results/markers/{marker}/{strategy}/model.joblib -> results
+        results=lambda w, input: Path(input.model).parents[3],
     script:
         "../../scripts/cnn_saliency.py"
 

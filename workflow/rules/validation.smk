@@ -64,6 +64,8 @@ rule report_marker_summary:
         table=f"{REPORT_DIR}/marker_summary.tsv",
         table_html=report_item(f"{REPORT_DIR}/marker_summary.html", "Markers", "all markers"),
         figure=report_item(f"{REPORT_DIR}/marker_summary.png", "Markers", "all markers"),
+        review=f"{REPORT_DIR}/review_comparison.tsv",
+        review_html=report_item(f"{REPORT_DIR}/review_comparison.html", "Markers", "all markers"),
     log:
         "logs/report/report_marker_summary.log",
     benchmark:
