@@ -9,8 +9,12 @@ min_version("9.0")
 tune_workflow_process()
 
 
-# The project's demo config is the default wherever the run directory is (--directory).
-configfile: f"{workflow.basedir}/config/config.yaml"
+# The demo's config applies only when no --configfile is given (from the project folder, whatever
+# the run directory): a user's config is never merged with it, so exactly the schemas' defaults
+# apply (config/README.md).
+if not workflow.overwrite_configfiles:
+
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -58,3 +62,4 @@ rule all:
     input:
         stage_results(),
         REPORT_TARGETS,
+        rules.check_usable_subjects.output,

@@ -18,7 +18,8 @@ from radiogenomics.report.benchmarks import markdown_table, summarise_benchmarks
 def main() -> int:
     """Summarise the benchmark folder as TSV (stdout or --out) or a markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", nargs="?", default=str(ROOT / "benchmarks" / "rules"))
+    # Snakemake writes benchmarks/rules in the run directory: the current folder by default.
+    parser.add_argument("root", nargs="?", default="benchmarks/rules")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--out", help="write the table as TSV here")
     args = parser.parse_args()

@@ -37,8 +37,67 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+# A spreadsheet program runs a cell starting with one of these as a formula (OWASP: CSV injection).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def neutralise_formula(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula, behind a `'`; anything else unchanged.
+
+    Text that reads as a number ("-1.5", "+3") is data, not a formula, and stays as it is. A
+    carriage return inside text becomes a line feed: the CSV writer quotes a field holding a line
+    feed but not one holding a lone CR, which readers take for the end of the row."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_TRIGGERS) and not _is_number(value):
+        value = "'" + value
+    return value.replace("\r\n", "\n").replace("\r", "\n") if "\r" in value else value
+
+
+def _neutralise_labels(labels: pd.Index) -> pd.Index | None:
+    """The index/columns with formula-like text neutralised, or None when nothing changes."""
+    if isinstance(labels, pd.MultiIndex) or labels.dtype != object:
+        return None
+    new = [neutralise_formula(v) for v in labels]
+    return None if new == list(labels) else pd.Index(new, name=labels.name)
+
+
+def neutralise_formulas(df: pd.DataFrame, index: bool = True) -> pd.DataFrame:
+    """`df` with every formula-like text cell (and column name) neutralised; `df` itself when
+    none is, so numeric tables are written exactly as before."""
+    out = df
+    # Only text columns can hold formulas; picking them by dtype skips the numeric bulk cheaply.
+    is_text = pd.api.types.is_object_dtype
+    text = [i for i, t in enumerate(df.dtypes) if is_text(t) or isinstance(t, pd.StringDtype)]
+    for pos in text:
+        col = df.iloc[:, pos]
+        fixed = col.map(neutralise_formula, na_action="ignore")
+        changed = fixed.ne(col) & col.notna()
+        if changed.any():
+            if out is df:
+                out = df.copy()
+            out.iloc[:, pos] = fixed.where(changed, col)
+    for axis in ("columns", "index") if index else ("columns",):
+        new = _neutralise_labels(getattr(out, axis))
+        if new is not None:
+            out = out.set_axis(new, axis=axis)
+    return out
+
+
 def write_tsv(df: pd.DataFrame, path: str | Path, index: bool = False) -> None:
-    """Write a TSV atomically with a fixed float format so reruns are byte-identical."""
+    """Write a TSV atomically with a fixed float format so reruns are byte-identical.
+
+    Text cells that a spreadsheet would run as formulas (`=`, `+`, `-`, `@`, tab, carriage return
+    first) are written behind a `'`: curators open these tables in spreadsheet programs."""
+    df = neutralise_formulas(df, index=index)
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=index, float_format="%.10g", lineterminator="\n")
 

@@ -7,6 +7,11 @@ number as it appears in the file (header = row 1) and the column, so a curator c
 
 from __future__ import annotations
 
+import codecs
+import csv
+import datetime
+import io
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from radiogenomics.errors import ConfigError, SubjectError
+
+log = logging.getLogger(__name__)
 
 # Binary molecular markers: canonical column -> (positive class, negative class).
 MARKERS: dict[str, tuple[str, str]] = {
@@ -65,20 +72,173 @@ def marker_binary(values: pd.Series, marker: str) -> pd.Series:
     return values.map({pos: 1.0, neg: 0.0}).astype(float)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    """Read CSV/TSV as strings; empty files raise ConfigError naming the file."""
-    if not path.exists():
-        raise ConfigError(f"labels file not found: {path}")
-    if path.stat().st_size == 0 or not path.read_text(errors="replace").strip():
-        raise ConfigError(f"labels file is empty: {path}")
-    sep = "\t" if path.suffix.lower() in (".tsv", ".tab", ".txt") else ","
+# Table files as curators export them: a spreadsheet program's CSV/TSV in any common encoding,
+# or an Excel workbook whatever its extension says (recognised by its first bytes).
+ZIP_MAGIC = b"PK\x03\x04"  # .xlsx/.xlsm/.ods are zip archives
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls, encrypted workbooks
+# Longest BOM first: the UTF-32-LE BOM starts with the UTF-16-LE one.
+BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+SEPARATORS = ("\t", ",", ";")
+
+
+def decode_table_text(raw: bytes, path: str | Path) -> tuple[str, str]:
+    """Text of a table file and its encoding: BOM, else UTF-8, else cp1252, else Latin-1."""
+    for bom, encoding in BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw.decode(encoding), encoding
+            except UnicodeDecodeError as exc:
+                raise ConfigError(
+                    f"table file {path}: starts with a {encoding} byte-order mark but is not "
+                    f"valid {encoding} ({exc.reason} at byte {exc.start})"
+                ) from exc
+    head = raw[:4096]
+    if b"\x00" in head:
+        # UTF-16 without a BOM has a NUL in every other byte; anything else is binary.
+        even, odd = head[0::2], head[1::2]
+        if odd and odd.count(0) > 0.9 * len(odd) and even.count(0) == 0:
+            return raw.decode("utf-16-le", errors="replace"), "utf-16-le"
+        if even and even.count(0) > 0.9 * len(even) and odd.count(0) == 0:
+            return raw.decode("utf-16-be", errors="replace"), "utf-16-be"
+        raise ConfigError(
+            f"table file {path} is binary, not text: expected CSV/TSV text or an .xlsx workbook"
+        )
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            return raw.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    # Latin-1 maps every byte: the five bytes cp1252 leaves undefined land here.
+    return raw.decode("latin-1"), "latin-1"
+
+
+def _cell_text(value: Any) -> str:
+    """An Excel cell as text the way a CSV export writes it (40.0 -> '40', dates ISO)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime.datetime):
+        return value.date().isoformat() if value.time() == datetime.time() else value.isoformat()
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _read_xlsx(raw: bytes, path: Path) -> list[list[str]]:
+    """Rows of the first worksheet of an .xlsx/.xlsm workbook, as text."""
     try:
-        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError as exc:
-        raise ConfigError(f"labels file is empty: {path}") from exc
-    if df.empty:
-        raise ConfigError(f"labels file has a header but no rows: {path}")
-    return df
+        import openpyxl
+    except ImportError as exc:  # declared in pyproject; a bare environment may lack it
+        raise ConfigError(
+            f"table file {path} is an Excel workbook and openpyxl is not installed: "
+            "install it or save the sheet as CSV"
+        ) from exc
+    try:
+        # A file object: openpyxl refuses paths whose extension is not .xlsx (e.g. a renamed .csv).
+        book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zipfile/KeyError/InvalidFileException variants
+        raise ConfigError(
+            f"table file {path} is a zip archive but not a readable .xlsx workbook "
+            f"({type(exc).__name__}: {exc}); save the sheet as CSV or .xlsx"
+        ) from exc
+    try:
+        sheet = book.worksheets[0]
+        if len(book.worksheets) > 1:
+            log.warning("%s: %d worksheets, reading the first", path, len(book.worksheets))
+        rows = sheet.iter_rows(min_row=1, values_only=True)
+        return [[_cell_text(v) for v in row] for row in rows]
+    finally:
+        book.close()
+
+
+def _choose_separator(header: str, suffix: str) -> str:
+    """The suffix's separator when the header line has it, else the commonest of tab , ;"""
+    default = "\t" if suffix in (".tsv", ".tab", ".txt") else ","
+    if default in header:
+        return default
+    counts = {sep: header.count(sep) for sep in SEPARATORS}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else default
+
+
+def read_table_rows(path: str | Path) -> list[list[str]]:
+    """Records of a CSV/TSV (any common encoding, separator sniffed) or .xlsx file, as text."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"table file not found: {path}")
+    raw = path.read_bytes()
+    if raw.startswith(ZIP_MAGIC):
+        return _read_xlsx(raw, path)
+    if raw.startswith(OLE2_MAGIC):
+        raise ConfigError(
+            f"table file {path} is a legacy Excel .xls (or an encrypted) workbook, which cannot be "
+            "read: save the sheet as .xlsx or CSV"
+        )
+    text, encoding = decode_table_text(raw, path)
+    if encoding not in ("utf-8", "utf-8-sig"):
+        log.info("%s read as %s", path, encoding)
+    header = text.lstrip("\r\n").split("\n", 1)[0]
+    sep = _choose_separator(header, path.suffix.lower())
+    try:
+        return [list(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=sep)]
+    except csv.Error as exc:
+        raise ConfigError(
+            f"table file {path}: not a readable {sep!r}-separated table: {exc}"
+        ) from exc
+
+
+def read_table(path: str | Path, what: str = "table") -> pd.DataFrame:
+    """A table file as strings; index = record number as a spreadsheet shows it (header = 1).
+
+    Blank records are skipped without renumbering; column names are stripped and may repeat
+    (callers refuse the repeats they use, see `duplicated_columns`).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{what} file not found: {path}")
+    records = read_table_rows(path)
+    numbered = [(i, r) for i, r in enumerate(records, start=1) if any(c.strip() for c in r)]
+    if not numbered:
+        raise ConfigError(f"{what} file is empty: {path}")
+    (_, header), body = numbered[0], numbered[1:]
+    # Trailing empty header cells are the spreadsheet's unused columns.
+    while header and not header[-1].strip():
+        header = header[:-1]
+    columns = [c.strip() for c in header]
+    rows, index = [], []
+    for number, rec in body:
+        extra = [c for c in rec[len(columns) :] if c.strip()]
+        if extra:
+            raise ConfigError(
+                f"{what} file {path}: row {number} has {len(columns) + len(extra)} or more "
+                f"values but the header has {len(columns)} columns (a separator inside an "
+                "unquoted value?)"
+            )
+        rows.append((rec + [""] * len(columns))[: len(columns)])
+        index.append(number)
+    if not rows:
+        raise ConfigError(f"{what} file has a header but no rows: {path}")
+    return pd.DataFrame(rows, columns=columns, index=pd.Index(index, name="row"), dtype=object)
+
+
+def duplicated_columns(df: pd.DataFrame, used: Iterable[str]) -> dict[str, list[int]]:
+    """Columns of `used` that the table has more than once -> their 1-based positions."""
+    names = list(df.columns)
+    return {c: [i + 1 for i, n in enumerate(names) if n == c] for c in used if names.count(c) > 1}
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """Read a labels table as strings; empty or unreadable files raise ConfigError naming it."""
+    return read_table(path, what="labels")
 
 
 def transform_id(value: str, transform: Mapping[str, str] | None) -> str:
@@ -122,7 +282,7 @@ def map_value(value: Any, mapping: Mapping[str, Any] | None) -> Any:
 
 
 def load_labels(path: str | Path, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Read a CSV/TSV labels table and map it to canonical columns; index = file row number."""
+    """Read a CSV/TSV/xlsx labels table and map it to canonical columns; index = file row."""
     path = Path(path)
     spec = dict(spec or {})
     raw = _read_table(path)
@@ -138,8 +298,16 @@ def load_labels(path: str | Path, spec: Mapping[str, Any] | None = None) -> pd.D
     missing = {canon: src for canon, src in columns.items() if src not in raw.columns}
     if missing:
         raise ConfigError(f"labels file {path}: source columns not found: {missing}")
+    # Two columns of one name may disagree: taking either would be a silent guess.
+    repeated = duplicated_columns(raw, [id_column, *columns.values()])
+    if repeated:
+        where = "; ".join(f"{c!r} at columns {pos}" for c, pos in repeated.items())
+        raise ConfigError(
+            f"labels file {path}: column names used for labels appear more than once ({where}): "
+            "keep one of each"
+        )
     values: dict[str, dict] = {k: dict(v or {}) for k, v in (spec.get("values") or {}).items()}
-    out = pd.DataFrame(index=pd.RangeIndex(FIRST_DATA_ROW, FIRST_DATA_ROW + len(raw), name="row"))
+    out = pd.DataFrame(index=raw.index.rename("row"))
     out[KEY] = [transform_id(v, spec.get("id_transform")) for v in raw[id_column]]
     for canon, src in columns.items():
         out[canon] = [map_value(v, values.get(canon)) for v in raw[src]]

@@ -63,6 +63,54 @@ def entities_from_path(path: str | Path) -> tuple[str, str, str]:
     raise ValueError(f"no sub-/ses- entities in {path}")
 
 
+# The per-session jobs in chain order, and what each writes under the session directory (a folder
+# ends in "/"). A rerun of one makes every later one's files stale.
+SESSION_CHAIN: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("intake_subject", ("anat/",)),
+    ("preprocess_subject", ("prep/",)),
+    (
+        "segment_tumor",
+        ("seg/", "qc/overlay.png", "qc/metrics.tsv", "habitats/voxel_sample.npz"),
+    ),
+    (
+        "extract_features",
+        (
+            "features/",
+            "habitats/habitat_map.nii.gz",
+            "habitats/habitat_fractions.tsv",
+            "habitats/overlay.png",
+        ),
+    ),
+)
+# Cohort-level files built from every session's chain (relative to the results folder), with the
+# last per-session job they read: while one exists, Snakemake would not notice a session's missing
+# intermediate files, so a session job up to that one removes it when it starts. (A job after it
+# must not: the file is built, and may be read, while that job still runs.)
+COHORT_GATES = {
+    "qc/intake_report.tsv": "intake_subject",
+    "cohort/features.tsv": "extract_features",
+    "qc/failures.tsv": "extract_features",
+}
+
+
+def chain_position(job: str) -> int:
+    """Where a per-session job sits in SESSION_CHAIN."""
+    names = [name for name, _ in SESSION_CHAIN]
+    if job not in names:
+        raise ValueError(f"{job!r} is not a per-session job ({names})")
+    return names.index(job)
+
+
+def stale_after(sd: str | Path, job: str) -> list[Path]:
+    """Files and folders of the session that later jobs of the chain wrote, and the cohort gates
+    built from this job's outputs."""
+    position = chain_position(job)
+    later = [rel for _, rels in SESSION_CHAIN[position + 1 :] for rel in rels]
+    results = Path(sd).parents[2]
+    gates = [gate for gate, last in COHORT_GATES.items() if chain_position(last) >= position]
+    return [Path(sd) / rel for rel in later] + [results / gate for gate in gates]
+
+
 def failure_marker(sd: str | Path) -> Path:
     """Marker a failed per-subject step leaves behind."""
     return Path(sd) / "qc" / "failure.json"

@@ -14,6 +14,4 @@ run_aggregate(
     sm.output.labels,
     sm.output.failures,
     sm.output.summary,
-    label_issues=sm.params.label_issues,
-    label_sources=sm.params.label_sources,
 )

@@ -7,7 +7,8 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])
 build_cohorts(
     sm.input.intake,
-    sm.input.failures[0] if sm.input.failures else None,
+    sm.input.failures,
+    list(sm.input.label_issues),
     sm.params.sites,
     dict(sm.output.items()),
     max_rows=sm.params.max_rows,

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from radiogenomics.cohort.aggregate import aggregate, merge_labels, run_aggregate
-from radiogenomics.cohort.feature_table_cohort import id_number, load_feature_table
+from radiogenomics.cohort.feature_table_cohort import load_feature_table
 from radiogenomics.errors import ConfigError
+from radiogenomics.intake.feature_table import id_number
 from radiogenomics.io import read_tsv, write_json, write_tsv
 from radiogenomics.labels import load_labels
 
@@ -97,9 +98,9 @@ def test_merge_labels_and_rule_entry(tmp_path: Path) -> None:
         "labels_without_features": 1,
         "features": 3,
     }
-    failures = read_tsv(tmp_path / "out/failures.tsv", dtype=str)
-    # s7 has labels but no images: listed as a labels problem, never silently dropped.
-    assert failures[["subject", "stage"]].values.tolist() == [["s7", "labels"]]
+    # s7 has labels but no images: counted in the summary (and in the intake report), while
+    # failures.tsv holds only subjects that were attempted and failed.
+    assert read_tsv(tmp_path / "out/failures.tsv", dtype=str).empty
 
 
 def test_ucsf_pdgm_feature_table_cohort(shared_data: Path) -> None:
@@ -143,3 +144,18 @@ def test_ucsf_pdgm_feature_table_cohort(shared_data: Path) -> None:
         load_feature_table(
             {"name": "x", "path": str(path), "feature_table": {**spec, "include": "^nothing"}}
         )
+
+
+def test_usable_subjects_names_the_tied_reason_the_same_way_whatever_the_row_order():
+    from radiogenomics.cohort.aggregate import usable_subjects
+
+    features = pd.DataFrame({"cohort": ["a"], "subject": ["A1"]})
+    rows = [
+        {"cohort": "b", "subject": "B2", "stage": "segment_tumor", "message": "empty ROI"},
+        {"cohort": "b", "subject": "B1", "stage": "intake", "message": "flair missing"},
+    ]
+    for order in (rows, rows[::-1]):
+        table = usable_subjects(["a", "b"], features, pd.DataFrame(order)).set_index("cohort")
+        assert table.loc["a", "usable"] == 1 and table.loc["a", "failed"] == 0
+        assert table.loc["b", "usable"] == 0 and table.loc["b", "failed"] == 2
+        assert table.loc["b", "most_common_reason"] == "intake: flair missing (1 of 2)"

@@ -15,6 +15,7 @@ from radiogenomics.cohort.unsupervised import (
     run_unsupervised,
     subtypes,
 )
+from radiogenomics.config import section_defaults
 from radiogenomics.io import read_tsv, write_tsv
 
 
@@ -65,19 +66,10 @@ def test_run_unsupervised_outputs(tmp_path: Path) -> None:
         ids[["cohort", "subject"]].assign(idh=np.where(truth == 1, "mutant", "wildtype")),
         tmp_path / "l.tsv",
     )
-    settings = {
-        "seed": 0,
-        "combat": {"enabled": True, "batch_column": "site"},
-        "unsupervised": {
-            "features": ["^histogram__"],
-            "variance": 0.8,
-            "max_components": 20,
-            "k_min": 2,
-            "k_max": 5,
-            "min_cluster_fraction": 0.05,
-            "heatmap_top": 10,
-        },
-    }
+    settings = section_defaults(
+        "cohort",
+        {"unsupervised": {"features": ["^histogram__"], "k_max": 5, "heatmap_top": 10}},
+    ) | {"seed": 0}
     run_unsupervised(
         str(tmp_path / "f.tsv"), str(tmp_path / "l.tsv"), None, settings, str(tmp_path / "u")
     )
@@ -86,3 +78,14 @@ def test_run_unsupervised_outputs(tmp_path: Path) -> None:
     assert read_tsv(tmp_path / "u" / "silhouette.tsv")["selected"].sum() == 1
     assert read_tsv(tmp_path / "u" / "association.tsv")["marker"].eq("idh").all()
     assert (tmp_path / "u" / "heatmap.png").stat().st_size > 0
+    # Two subjects (the TCGA-LGG example): every table says why the stage did not run.
+    few = read_tsv(tmp_path / "f.tsv").head(2)
+    write_tsv(few, tmp_path / "f2.tsv")
+    run_unsupervised(
+        str(tmp_path / "f2.tsv"), str(tmp_path / "l.tsv"), None, settings, str(tmp_path / "u2")
+    )
+    for name in ("subtypes", "silhouette", "pca_variance", "association"):
+        table = read_tsv(tmp_path / "u2" / f"{name}.tsv")
+        assert (table["status"] == "not_run").all(), name
+        assert "2 discovery subject(s)" in table["reason"].iloc[0]
+    assert (tmp_path / "u2" / "heatmap.png").stat().st_size > 0

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers.configs import demo_config
 
 from radiogenomics.demo.score import habitat_correlations, habitat_fraction_table, score_run
 from radiogenomics.report.parse import report_categories
@@ -40,7 +41,7 @@ def demo_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("e2e_demo")
     # Small demo trimmed to 4 + 2 subjects (with their second sessions) to keep CI short.
     demo = {"size": "small", "small_n_discovery": 4, "small_n_validation": 2}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({"demo": demo}))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(demo_config(demo=demo)))
     res = snakemake(run_dir, "--cores", "2", "--keep-going")
     assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
     return run_dir

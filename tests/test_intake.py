@@ -18,7 +18,11 @@ from radiogenomics.intake.discover import build_subject_table
 from radiogenomics.intake.report import intake_report, validate_cohort_labels
 from radiogenomics.intake.session import intake_session
 
-SEQS = {"required": ["t1", "t1ce", "t2", "flair"], "optional_maps": ["adc", "rcbv"]}
+SEQS = {
+    "structural": ["t1", "t1ce", "t2", "flair"],
+    "required": ["t1", "t1ce", "t2", "flair"],
+    "optional_maps": ["adc", "rcbv"],
+}
 DEFAULT_RULES = {
     "flair": {"include": "FLAIR"},
     "adc": {"include": "ADC|APPARENT"},
@@ -249,7 +253,9 @@ def test_labels_validation_reports_rows_and_keeps_good_rows(tmp_path):
         "A3\twildtype\tunmethylated\t100\nA3\twildtype\tunmethylated\t90\n"
     )
     clean, issues = validate_cohort_labels("c", str(labels), {}, ["A1", "A2", "A3"])
-    assert list(clean.subject) == ["A1"]
+    # A2's bad idh cell is dropped, its os_days kept; A3 (duplicated) is dropped entirely.
+    assert list(clean.subject) == ["A1", "A2"]
+    assert pd.isna(clean.idh[1]) and clean.os_days[1] == 200
     by_row = {int(r.row): r for r in issues.itertuples()}
     assert by_row[3].column == "idh" and "mutated" in by_row[3].value
     assert "duplicate" in by_row[5].message
@@ -267,7 +273,36 @@ def test_intake_report_lists_both_directions(tmp_path):
     sd.mkdir(parents=True)
     (sd / "manifest.json").write_text(json.dumps({"sequences": {"t1": "t1.nii.gz"}, "missing": {}}))
     labels = tmp_path / "labels.tsv"
-    labels.write_text("subject\tidh\nB9\tmutant\n")
-    rep = intake_report([str(sd / "manifest.json")], {"c": str(labels)})
+    labels.write_text("subject\tidh\nB9\tmutant\nB8\twildtype\n")
+    rep, unmatched = intake_report(
+        [str(sd / "manifest.json")], {"c": str(labels)}, {"ft": ["F1"]}, {"c": str(labels)}
+    )
     status = dict(zip(rep.subject, rep.status, strict=True))
-    assert status == {"A1": "images_without_labels", "B9": "labels_without_images"}
+    # Labels rows without images: one summary row per cohort, the subjects in their own table.
+    assert status == {
+        "": "labels_without_images",
+        "A1": "images_without_labels",
+        "F1": "features_without_labels",
+    }
+    summary = rep[rep.status == "labels_without_images"].iloc[0]
+    assert summary["n_subjects"] == 2 and "2 subject(s)" in summary["message"]
+    assert unmatched[["cohort", "subject"]].values.tolist() == [["c", "B8"], ["c", "B9"]]
+    assert (unmatched["labels_file"] == str(labels)).all()
+
+
+def test_required_sequences_are_per_cohort_and_every_present_sequence_is_used(
+    shared_data, tmp_path
+):
+    src = shared_data / "mri" / "tcga_lgg_brats_space"
+    flair_t1ce = {"t1ce": "t1ce.nii.gz", "flair": "flair.nii.gz"}
+    two = brats_cohort(src, name="two", segmentation="automated", patterns=flair_t1ce)
+    # The global list (all four) fails a FLAIR + T1c cohort, naming the sequence it lacks.
+    with pytest.raises(SubjectError, match="required sequence t1 not found"):
+        run_intake(two, tmp_path / "global")
+    # Its own list lets it through with the two sequences it has.
+    manifests = run_intake(two | {"required_sequences": ["t1ce", "flair"]}, tmp_path / "own")
+    assert [sorted(m["sequences"]) for m in manifests] == [["flair", "t1ce"]] * 2
+    # A four-sequence cohort that requires only two still keeps all four.
+    four = brats_cohort(src, name="four", required_sequences=["t1ce", "flair"])
+    manifests = run_intake(four, tmp_path / "four")
+    assert [sorted(m["sequences"]) for m in manifests] == [["flair", "t1", "t1ce", "t2"]] * 2

@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 from helpers import reliability as rh
 
-from radiogenomics.cohort.aggregate import label_failures
 from radiogenomics.io import read_json
 
 slow = pytest.mark.slow  # the workflow-run tests; the table test below is fast
@@ -29,12 +28,14 @@ IMAGE_FAILURES = {
     "L02": ("bad_seg", "L02_labels.nii.gz", ["[7]", "not allowed"]),
     "D01": ("bad_dicom", "bad_dicom/D01/01", ["flair", "not an image", "sr_report.dcm"]),
 }
-# Labels-table problems: subject -> (cohort, words of the message).
-LABEL_FAILURES = {
-    "N01": ("bad_nifti", ["duplicate subject ID"]),
-    "Z99": ("bad_nifti", ["no images"]),
-}
-KINDS = len(IMAGE_FAILURES) + len(LABEL_FAILURES) + 1  # + the NaN-filled ADC map
+# Labels-table problems (listed in results/qc/labels/{cohort}_issues.tsv, not as failures):
+# subject -> (cohort, words of the message).
+LABEL_ISSUES = {"N01": ("bad_nifti", ["duplicate subject ID"])}
+# Labels rows without images (counted in the intake report, listed in labels_without_images.tsv).
+LABELS_WITHOUT_IMAGES = {"Z99": "bad_nifti"}
+KINDS = len(IMAGE_FAILURES) + len(LABEL_ISSUES) + len(LABELS_WITHOUT_IMAGES) + 1  # + NaN ADC map
+# Cohorts whose every subject is bad: the run ends non-zero naming them, after all other jobs.
+NO_USABLE_SUBJECT = ("bad_seg", "bad_dicom")
 
 
 @pytest.fixture(scope="module")
@@ -76,21 +77,33 @@ def test_each_bad_image_input_fails_once_naming_subject_and_file(failures):
 
 
 @slow
-def test_label_table_problems_are_listed_in_failures(failures):
-    for subject, (cohort, words) in LABEL_FAILURES.items():
-        rows = failures[(failures.cohort == cohort) & (failures.subject == subject)]
-        assert len(rows) == 1, (subject, rows.to_dict("records"))
-        row = rows.iloc[0]
-        assert row["stage"] == "labels" and "labels.tsv" in row["file"], row.to_dict()
+def test_label_table_problems_are_listed_in_their_issues_table(runs):
+    _, work, _, _ = runs
+    for subject, (cohort, words) in LABEL_ISSUES.items():
+        issues = pd.read_csv(work / f"results/qc/labels/{cohort}_issues.tsv", sep="\t", dtype=str)
+        rows = issues[issues["value"] == subject]
+        assert len(rows) >= 1, (subject, issues.to_dict("records"))
+        assert "labels.tsv" in rows.iloc[0]["file"]
         for word in words:
-            assert word.lower() in row["message"].lower(), (subject, word, row.to_dict())
+            assert word.lower() in rows.iloc[0]["message"].lower(), (subject, word)
+
+
+@slow
+def test_labels_without_images_are_counted_once_per_cohort(runs):
+    _, work, _, _ = runs
+    listed = pd.read_csv(work / "results/qc/labels_without_images.tsv", sep="\t", dtype=str)
+    pairs = set(zip(listed.subject, listed.cohort, strict=True))
+    assert pairs == set(LABELS_WITHOUT_IMAGES.items())
+    intake = pd.read_csv(work / "results/qc/intake_report.tsv", sep="\t", dtype=str)
+    summary = intake[intake.status == "labels_without_images"]
+    assert summary[["cohort", "n_subjects"]].values.tolist() == [["bad_nifti", "1"]]
 
 
 @slow
 def test_no_clean_subject_is_listed_as_failed(failures):
-    expected = set(IMAGE_FAILURES) | set(LABEL_FAILURES)
-    assert set(failures.subject) == expected, failures.to_dict("records")
-    assert len(expected) + 1 == KINDS >= 10
+    # Only subjects that were attempted and failed: no labels-table rows.
+    assert set(failures.subject) == set(IMAGE_FAILURES), failures.to_dict("records")
+    assert KINDS >= 10
 
 
 @slow
@@ -146,19 +159,26 @@ def test_no_phi_in_any_output(runs):
     assert rh.phi_hits(work, phi) == []
 
 
-def test_label_failures_lists_table_problems_and_labels_without_images(tmp_path):
-    issues = tmp_path / "c_issues.tsv"
-    issues.write_text(
-        "cohort\trow\tcolumn\tvalue\tmessage\tfile\n"
-        "c\t4\tsubject\tS1\tduplicate subject ID (first at row 2)\tlab.tsv\n"
-        "c\t3\tidh\tmaybe\tnot in vocabulary ['mutant', 'wildtype']\tlab.tsv\n"
-    )
-    labels = pd.DataFrame({"cohort": ["c", "c", "ft"], "subject": ["S2", "S9", "F1"]})
-    subjects = pd.DataFrame({"cohort": ["c", "c"], "subject": ["S1", "S2"]})
-    out = label_failures({"c": issues}, labels, subjects, {"c": "lab.tsv"}, skip_cohorts=["ft"])
-    assert out["stage"].tolist() == ["labels"] * 3
-    assert out["subject"].tolist() == ["S1", "", "S9"]
-    assert "row 4" in out["message"][0] and "duplicate" in out["message"][0]
-    assert "column idh" in out["message"][1] and "'maybe'" in out["message"][1]
-    assert out["message"][2] == "labels present but no images found for this subject"
-    assert (out["file"] == "lab.tsv").all()
+
+
+@slow
+def test_cohorts_without_a_usable_subject_are_named_with_their_reason(runs, tmp_path):
+    from radiogenomics.cohort.aggregate import check_usable_subjects
+
+    _, work, _, _ = runs
+    cohorts = ["demo_a", "demo_b", "bad_nifti", *NO_USABLE_SUBJECT]
+    out = tmp_path / "usable.tsv"
+    with pytest.raises(SystemExit) as stop:
+        check_usable_subjects(
+            cohorts, work / "results/cohort/features.tsv", work / rh.FAILURES, out
+        )
+    message = str(stop.value)
+    for cohort in NO_USABLE_SUBJECT:
+        assert f"cohort {cohort}: no usable subject" in message, message
+    # bad_seg: one empty label (intake), one failed segmentation; the tie goes to the first reason.
+    assert (
+        "cohort bad_seg: no usable subject (2 failed; most common reason: intake: provided tumour "
+        "labels are empty" in message
+    ), message
+    usable = pd.read_csv(out, sep="\t").set_index("cohort")["usable"]
+    assert usable["demo_a"] >= 1 and usable["bad_nifti"] >= 1

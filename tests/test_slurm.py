@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.configs import demo_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -55,26 +56,28 @@ def slurm_job_ids(env: dict) -> set[str]:
 
 
 def test_subject_group_is_one_slurm_job(slurm_env, tmp_path):
-    config = {
-        "cohorts": [
-            {
-                "name": "demo_a",
-                "layout": "bids",
-                "path": "resources/demo/demo_a",
-                "labels": "resources/demo/labels/demo_a.tsv",
-                "role": "discovery",
-                "demo": True,
-            }
-        ],
-        "demo": {
-            "size": "small",
-            "small_n_discovery": 2,
-            "small_n_validation": 1,
-            "second_session_fraction": 0.0,
-            "resolution_mm": 2,
-        },
-        "preprocess": {"resample_mm": 2.0},
-    }
+    config = demo_config(
+        **{
+            "cohorts": [
+                {
+                    "name": "demo_a",
+                    "layout": "bids",
+                    "path": "resources/demo/demo_a",
+                    "labels": "resources/demo/labels/demo_a.tsv",
+                    "role": "discovery",
+                    "demo": True,
+                }
+            ],
+            "demo": {
+                "size": "small",
+                "small_n_discovery": 2,
+                "small_n_validation": 1,
+                "second_session_fraction": 0.0,
+                "resolution_mm": 2,
+            },
+            "preprocess": {"resample_mm": 2.0},
+        }
+    )
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump(config))
     targets = [f"results/demo_a/sub-A00{i}/ses-01/prep/coreg/manifest.json" for i in (1, 2)]

@@ -162,51 +162,6 @@ def summary_table(features: pd.DataFrame, failures: pd.DataFrame, labels: pd.Dat
     return pd.DataFrame(rows)
 
 
-def label_failures(
-    issue_tables: Mapping[str, str | Path],
-    labels: pd.DataFrame,
-    subjects: pd.DataFrame,
-    label_sources: Mapping[str, str | None],
-    skip_cohorts: Iterable[str] = (),
-) -> pd.DataFrame:
-    """Labels-table problems as failure rows (stage `labels`): bad rows, labels without images."""
-    rows = []
-    for cohort, path in sorted(issue_tables.items()):
-        p = Path(path)
-        if not p.exists() or p.stat().st_size == 0:
-            continue
-        for r in read_tsv(p, dtype=str, keep_default_na=False).to_dict("records"):
-            on_key = r["column"] == KEY
-            where = f"row {r['row']}" + (f", column {r['column']}" if r["column"] else "")
-            value = f" value '{r['value']}'" if r["value"] and not on_key else ""
-            rows.append(
-                {
-                    "cohort": cohort,
-                    "subject": r["value"] if on_key else "",
-                    "session": "",
-                    "stage": "labels",
-                    "file": r["file"],
-                    "message": f"labels {where}:{value} {r['message']}",
-                }
-            )
-    # A subject with labels but no images is listed, never silently dropped.
-    imaged = set(zip(subjects["cohort"].astype(str), subjects["subject"].astype(str), strict=True))
-    skip = set(skip_cohorts)
-    for cohort, subject in zip(labels["cohort"].astype(str), labels[KEY].astype(str), strict=True):
-        if cohort not in skip and (cohort, subject) not in imaged:
-            rows.append(
-                {
-                    "cohort": cohort,
-                    "subject": subject,
-                    "session": "",
-                    "stage": "labels",
-                    "file": str(label_sources.get(cohort) or ""),
-                    "message": "labels present but no images found for this subject",
-                }
-            )
-    return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
-
-
 def run_aggregate(
     subjects: list[dict],
     families: list[str],
@@ -216,28 +171,66 @@ def run_aggregate(
     out_labels: str,
     out_failures: str,
     out_summary: str,
-    label_issues: Mapping[str, str] | None = None,
-    label_sources: Mapping[str, str | None] | None = None,
 ) -> None:
-    """Rule aggregate_features: write features.tsv, labels.tsv, failures.tsv and the summary."""
+    """Rule aggregate_features: write features.tsv, labels.tsv, failures.tsv and the summary.
+
+    failures.tsv lists the subjects that were attempted and failed; labels-table problems are in
+    results/qc/labels/{cohort}_issues.tsv and labels without images in the intake report.
+    """
     from radiogenomics.io import write_tsv
 
     # An empty record list (feature-table cohorts only) still needs the id columns.
     table = pd.DataFrame(subjects) if subjects else pd.DataFrame(columns=ID_COLUMNS + META_COLUMNS)
     features, failures = aggregate(table, families, feature_table_cohorts)
     labels = merge_labels(label_tables)
-    # failures.tsv is the one place to look: labels-table problems are listed there too.
-    label_rows = label_failures(
-        label_issues or {},
-        labels,
-        table,
-        label_sources or {},
-        skip_cohorts=[c["name"] for c in feature_table_cohorts],
-    )
-    all_failures = (
-        pd.concat([failures, label_rows], ignore_index=True) if len(label_rows) else failures
-    )
     write_tsv(features, out_features)
     write_tsv(labels, out_labels)
-    write_tsv(all_failures, out_failures)
+    write_tsv(failures, out_failures)
     write_tsv(summary_table(features, failures, labels), out_summary)
+
+
+def usable_subjects(
+    cohorts: list[str], features: pd.DataFrame, failures: pd.DataFrame
+) -> pd.DataFrame:
+    """Per cohort: subjects with features (usable), subjects failed, and the most common reason."""
+    rows = []
+    for cohort in cohorts:
+        fails = failures[failures["cohort"] == cohort]
+        reasons = (fails["stage"].astype(str) + ": " + fails["message"].astype(str)).value_counts()
+        # Ties go to the alphabetically first reason, so the message is the same on every machine.
+        reasons = reasons.sort_index().sort_values(ascending=False, kind="stable")
+        rows.append(
+            {
+                "cohort": cohort,
+                "usable": int(features.loc[features["cohort"] == cohort, "subject"].nunique()),
+                "failed": int(fails["subject"].nunique()),
+                "most_common_reason": (
+                    f"{reasons.index[0]} ({reasons.iloc[0]} of {len(fails)})" if len(fails) else ""
+                ),
+            }
+        )
+    return pd.DataFrame(rows, columns=["cohort", "usable", "failed", "most_common_reason"])
+
+
+def check_usable_subjects(
+    cohorts: list[str], features_tsv: str, failures_tsv: str, out: str
+) -> None:
+    """Rule check_usable_subjects: the table, and a clear error when a cohort has no usable
+    subject (the run then ends non-zero after every other job has finished)."""
+    from radiogenomics.io import write_tsv
+
+    ids = {"cohort": str, "subject": str, "session": str}
+    features = read_tsv(features_tsv, dtype=ids)
+    failures = read_tsv(failures_tsv, dtype=str, keep_default_na=False)
+    table = usable_subjects(cohorts, features, failures)
+    write_tsv(table, out)
+    empty = table[table["usable"] == 0]
+    if len(empty):
+        lines = [
+            f"cohort {r.cohort}: no usable subject ({r.failed} failed"
+            + (f"; most common reason: {r.most_common_reason})" if r.failed else ", none found)")
+            for r in empty.itertuples()
+        ]
+        message = "\n".join(["A cohort has no usable subject:", *lines])
+        logging.getLogger("radiogenomics.cohort").error(message)
+        raise SystemExit(message)

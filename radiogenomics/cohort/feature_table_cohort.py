@@ -17,25 +17,9 @@ from typing import Any
 import pandas as pd
 
 from radiogenomics.errors import ConfigError
-from radiogenomics.intake.discover import safe_id
-from radiogenomics.labels import transform_id
+from radiogenomics.intake.feature_table import read_feature_table
 
 DEFAULT_SESSION = "baseline"
-
-
-def id_number(value: str) -> int | None:
-    """The integer made of the last run of digits in an ID (UCSF-PDGM-004 -> 4)."""
-    found = re.findall(r"\d+", str(value))
-    return int(found[-1]) if found else None
-
-
-def select_rows(ids: pd.Series, id_range: Mapping[str, int] | None) -> pd.Series:
-    """Boolean mask of IDs whose number lies in [min, max] (a split of one table into cohorts)."""
-    if not id_range:
-        return pd.Series(True, index=ids.index)
-    lo, hi = id_range.get("min", float("-inf")), id_range.get("max", float("inf"))
-    nums = ids.map(id_number)
-    return nums.notna() & (nums >= lo) & (nums <= hi)
 
 
 def rename_feature(source: str, family: str, seq: str, roi: str) -> str:
@@ -47,22 +31,13 @@ def load_feature_table(entry: Mapping[str, Any], root: str | Path = ".") -> pd.D
     """Rows of one feature-table cohort with id columns `cohort, subject, session` + features."""
     name = entry["name"]
     spec = dict(entry.get("feature_table") or {})
-    path = Path(entry["path"])
-    path = path if path.is_absolute() else Path(root) / path
-    if not path.exists():
-        raise ConfigError(f"cohort {name}: features file not found: {path}")
-    sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
-    raw = pd.read_csv(path, sep=sep)
-    id_col = spec.get("id_column", "subject")
-    if id_col not in raw.columns:
-        raise ConfigError(f"cohort {name}: id column {id_col!r} not in {path}")
-    raw = raw[select_rows(raw[id_col].astype(str), spec.get("id_range")).to_numpy()]
+    raw = read_feature_table(entry, root)
     include = re.compile(spec.get("include", ".*"))
     exclude = re.compile(spec["exclude"]) if spec.get("exclude") else None
     cols = [
         c
         for c in raw.columns
-        if c != id_col
+        if c != "subject"
         and include.search(c)
         and not (exclude and exclude.search(c))
         and pd.api.types.is_numeric_dtype(raw[c])
@@ -73,7 +48,7 @@ def load_feature_table(entry: Mapping[str, Any], root: str | Path = ".") -> pd.D
     out = pd.DataFrame(
         {
             "cohort": name,
-            "subject": [safe_id(transform_id(v, spec.get("id_transform"))) for v in raw[id_col]],
+            "subject": raw["subject"],
             "session": spec.get("session", DEFAULT_SESSION),
         }
     )
@@ -82,5 +57,5 @@ def load_feature_table(entry: Mapping[str, Any], root: str | Path = ".") -> pd.D
     out = pd.concat([out, feats], axis=1)
     if out["subject"].duplicated().any():
         dups = sorted(out.loc[out["subject"].duplicated(), "subject"])[:5]
-        raise ConfigError(f"cohort {name}: duplicate subject IDs in {path}: {dups}")
+        raise ConfigError(f"cohort {name}: duplicate subject IDs in {entry['path']}: {dups}")
     return out

@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from radiogenomics.cohort.common import baseline_rows, read_inputs, select_features  # noqa: E402
 from radiogenomics.cohort.harmonise import ComBatHarmoniser, FrameImputer  # noqa: E402
-from radiogenomics.figures import save_figure  # noqa: E402
+from radiogenomics.figures import message_figure, save_figure  # noqa: E402
 from radiogenomics.labels import MARKERS, marker_binary  # noqa: E402
 
 
@@ -145,6 +145,31 @@ def heatmap(
     save_figure(fig, path)
 
 
+def not_applicable_reason(n_rows: int, n_features: int, min_subjects: int) -> str:
+    """Why clustering does not apply (too few discovery subjects or no features), else ''."""
+    if n_rows < min_subjects:
+        return (
+            f"{n_rows} discovery subject(s) with features "
+            f"< unsupervised.min_subjects {min_subjects}"
+        )
+    if n_features == 0:
+        return "no feature matches unsupervised.features"
+    return ""
+
+
+def write_not_run(out, rows: pd.DataFrame, reason: str) -> None:
+    """Every output of the stage, saying why it did not run."""
+    from radiogenomics.io import write_tsv
+
+    status = {"status": "not_run", "reason": reason}
+    table = rows[["cohort", "subject", "session"]].assign(subtype=np.nan, **status)
+    write_tsv(table, out / "subtypes.tsv")
+    for name in ("silhouette", "pca_variance", "association"):
+        write_tsv(pd.DataFrame([status]), out / f"{name}.tsv")
+    for name in ("heatmap", "pca"):
+        message_figure(out / f"{name}.png", f"unsupervised subtypes not run: {reason}")
+
+
 def run_unsupervised(
     features: str, labels: str, dropped: str | None, settings: dict, outdir: str
 ) -> None:
@@ -160,6 +185,10 @@ def run_unsupervised(
     rows = baseline_rows(feats[feats["role"] == "discovery"])
     cols = select_features(list(feats.columns), tuple(u["features"]), drop)
     lab = rows[["cohort", "subject"]].merge(labs, on=["cohort", "subject"], how="left")
+    reason = not_applicable_reason(len(rows), len(cols), int(u["min_subjects"]))
+    if reason:
+        write_not_run(out, rows, reason)
+        return
     X = rows[cols].astype(float)
     X[batch] = rows[batch].astype(str).to_numpy()
     seed = int(settings["seed"])

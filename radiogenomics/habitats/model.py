@@ -508,6 +508,12 @@ def centroids_table(models: dict[str, HabitatModel | None]) -> pd.DataFrame:
                 row[f"centroid__{'nadc' if inp == 'adc' else inp}"] = float(m.centroids[i, j])
             row.update(method=m.method, k=m.k, n_subjects=m.n_subjects, n_voxels=m.n_voxels)
             rows.append(row)
+    if not rows:
+        reason = (
+            "no discovery session has voxels to fit habitats on (no imaging cohort, or every "
+            "session failed or lacks the habitat inputs)"
+        )
+        return pd.DataFrame([{"model": "none", "status": "not_run", "reason": reason}])
     return pd.DataFrame(rows)
 
 
@@ -578,6 +584,7 @@ def fit_and_save(
                 for kind, m in models.items()
                 if m is not None
             ]
+            or [{"model": "none", "status": "not_run", "reason": "no habitat model was fitted"}]
         )
     write_tsv(selection, outputs["selection"])
     return models

@@ -54,6 +54,8 @@ class RigidSettings:
     smoothing_sigmas: tuple[float, ...] = (2, 1)
     fallback_tolerance: float = 0.02
     min_mutual_information: float = 0.05
+    # Percentiles of the foreground the metric's intensities are clipped to (never the output's).
+    winsorize_percentiles: tuple[float, float] = (0.5, 99.5)
 
     @classmethod
     def from_config(cls, cfg: dict) -> RigidSettings:
@@ -96,14 +98,32 @@ def normalised_cross_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray)
     return float(np.corrcoef(x, y)[0, 1])
 
 
+def metric_intensities(data: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+    """Intensities for the registration metric only: negatives to 0, then clipped to the
+    given percentiles of the foreground (positive voxels), as antsRegistration's
+    --winsorize-image-intensities does. Mattes MI bins the full intensity range, so without it
+    one extreme voxel (3e38) puts every other voxel into one bin and the metric goes flat."""
+    arr = np.clip(np.asarray(data, np.float32), 0, None)
+    fg = arr[arr > 0]
+    if fg.size == 0:
+        return arr
+    lo, hi = np.percentile(fg, percentiles).astype(np.float32)
+    # Background stays 0 (below `lo`), so the head's outline still drives the metric.
+    return np.where(arr > 0, np.clip(arr, lo, hi), np.float32(0))
+
+
 def rigid_register(
     fixed: nib.Nifti1Image, moving: nib.Nifti1Image, settings: RigidSettings, workdir: Path
 ) -> list[str]:
-    """Rigid MI registration; returns ANTs forward transforms (moving -> fixed for images)."""
+    """Rigid MI registration; returns ANTs forward transforms (moving -> fixed for images).
+
+    The metric sees winsorised intensities (`metric_intensities`); the transforms are applied
+    to the original images, whose intensities are never changed."""
     import ants
 
-    fx = to_ants(fixed, np.clip(np.asarray(fixed.dataobj, np.float32), 0, None))
-    mv = to_ants(moving, np.clip(np.asarray(moving.dataobj, np.float32), 0, None))
+    pct = tuple(settings.winsorize_percentiles)
+    fx = to_ants(fixed, metric_intensities(np.asarray(fixed.dataobj), pct))
+    mv = to_ants(moving, metric_intensities(np.asarray(moving.dataobj), pct))
     # Thick-slice data cannot be shrunk by 4 along z; ANTs clamps per axis, so this is safe.
     shrink = settings.shrink_for(fixed.header.get_zooms()[:3])
     if len(shrink) != len(settings.iterations):

@@ -22,7 +22,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from radiogenomics.errors import SubjectError
-from radiogenomics.intake.deid import clean_sidecar
+from radiogenomics.intake.deid import clean_sidecar, identifying_terms
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ class Series:
     patient: str = ""
     files: list[Path] = field(default_factory=list)
     has_pixels: bool = True
+    # Identifying header values (names, IDs, site), searched for in the sidecar's kept values.
+    phi_terms: frozenset[str] = frozenset()
 
     @property
     def is_image(self) -> bool:
@@ -70,6 +72,7 @@ def scan_series(folder: str | Path) -> list[Series]:
                 number=int(getattr(ds, "SeriesNumber", 0) or 0),
                 patient=str(getattr(ds, "PatientID", "")),
                 has_pixels="Rows" in ds and "Columns" in ds,
+                phi_terms=frozenset(identifying_terms(ds)),
             )
         series[uid].files.append(path)
     return sorted(series.values(), key=lambda s: (s.number, s.description))
@@ -115,8 +118,12 @@ def _dcm2niix_env() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def convert_series(s: Series, workdir: Path) -> tuple[nib.Nifti1Image, dict]:
-    """Convert one series with nipype's Dcm2niix (anonymised sidecar); return image and sidecar."""
+def convert_series(
+    s: Series, workdir: Path, phi_terms: frozenset[str] | None = None
+) -> tuple[nib.Nifti1Image, dict]:
+    """Convert one series with nipype's Dcm2niix (anonymised sidecar); return image and sidecar.
+
+    Kept sidecar values holding any of `phi_terms` (default: the series' own) are dropped."""
     from nipype.interfaces.dcm2nii import Dcm2niix
 
     _dcm2niix_env()
@@ -161,7 +168,7 @@ def convert_series(s: Series, workdir: Path) -> tuple[nib.Nifti1Image, dict]:
         img.affine,
         img.header,
     )
-    return img, clean_sidecar(meta)
+    return img, clean_sidecar(meta, s.phi_terms if phi_terms is None else phi_terms)
 
 
 def convert_session(
@@ -191,10 +198,12 @@ def convert_session(
             stage="intake",
             file=folder,
         )
+    # One study, one patient: a name in any series' header is searched for in every sidecar.
+    phi_terms = frozenset().union(*(s.phi_terms for s in series))
     images = {}
     with tempfile.TemporaryDirectory(prefix="dcm2niix-") as tmp:
         for seq, s in chosen.items():
-            img, meta = convert_series(s, Path(tmp))
+            img, meta = convert_series(s, Path(tmp), phi_terms)
             meta["SeriesNumber"] = s.number
             images[seq] = (img, meta)
     shutil.rmtree(tmp, ignore_errors=True)

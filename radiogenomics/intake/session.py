@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 
 from radiogenomics.errors import SubjectError
 from radiogenomics.intake.deid import clean_header
@@ -69,11 +70,18 @@ def _where(cohort: dict, seq: str) -> str:
     return f"a row with sequence {seq!r} in {cohort.get('table', 'the table')}"
 
 
+def required_sequences(cohort: dict, sequences: dict) -> list[str]:
+    """The sequences every session of this cohort must have (its own list, else the global one)."""
+    return list(cohort.get("required_sequences") or sequences["required"])
+
+
 def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path) -> dict:
     """Canonicalise the session's images into `out_dir` (= `{sd}/anat`); return the manifest."""
     out_dir = Path(out_dir)
-    required = list(sequences["required"])
-    optional = list(sequences["optional_maps"])
+    required = required_sequences(cohort, sequences)
+    # Every known sequence the session has is taken; only the cohort's required ones must exist.
+    known = (*sequences["structural"], *sequences["optional_maps"])
+    optional = [s for s in known if s not in required]
     images: dict[str, nib.Nifti1Image] = {}
     sidecars: dict[str, dict] = {}
     missing: dict[str, str] = {}
@@ -102,7 +110,7 @@ def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path
                 missing[seq] = "not provided by the cohort"
                 continue
             img, prov = canonical_image(sources[seq], what=f"{seq} image")
-            reason = unusable_map_reason(img) if seq in optional else None
+            reason = unusable_map_reason(img) if seq in sequences["optional_maps"] else None
             if reason:
                 # An empty optional map is like an absent one: its features are NaN with a
                 # qc_reason; the subject's structural analysis goes on.
@@ -145,6 +153,9 @@ def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path
         "skull_stripped": cohort["skull_stripped"],
         "labels_file": labels_file,
     }
+    if row.get("study_day") is not None and not pd.isna(row["study_day"]):
+        # Only when the cohort asks for it (tcia-dicom `session_day_offset`): days, never a date.
+        manifest["study_day"] = int(row["study_day"])
     write_json(manifest, out_dir / "manifest.json")
     log.info("intake %s/%s/%s: %s", row["cohort"], row["subject"], row["session"], sorted(images))
     return manifest

@@ -107,4 +107,9 @@ def run_extract_features(
     log: str | None,
 ) -> None:
     """Rule extract_features: every family and the habitat map of one session."""
-    run_subject_steps(feature_steps(inputs, outputs, settings), list(outputs.values()), log)
+    run_subject_steps(
+        feature_steps(inputs, outputs, settings),
+        list(outputs.values()),
+        log,
+        job="extract_features",
+    )

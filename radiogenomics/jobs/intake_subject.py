@@ -37,4 +37,4 @@ def run_intake_subject(
     def intake():
         intake_session(dict(cohort), session_sources(cohort, row), sequences, Path(manifest).parent)
 
-    run_subject_steps([("intake", intake)], [manifest], log, first_step=True)
+    run_subject_steps([("intake", intake)], [manifest], log, job="intake_subject")

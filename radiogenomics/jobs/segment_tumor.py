@@ -102,4 +102,4 @@ def run_segment_tumor(
 ) -> None:
     """Rule segment_tumor: one session's labels, ROIs, QC and voxel sample."""
     steps = segment_steps(inputs, outputs, settings, threads)
-    run_subject_steps(steps, list(outputs.values()), log)
+    run_subject_steps(steps, list(outputs.values()), log, job="segment_tumor")

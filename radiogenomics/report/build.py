@@ -17,31 +17,21 @@ from radiogenomics.report.versions import software_versions
 log = logging.getLogger("radiogenomics.report")
 
 
-def _failures_from_markers(results: Path) -> pd.DataFrame:
-    """Failures from per-subject `qc/failure.json` markers (when no failures.tsv is produced)."""
-    rows = []
-    for path in sorted(results.glob("*/sub-*/ses-*/qc/failure.json")):
-        if path.stat().st_size:
-            rows.append(pd.read_json(path, typ="series").to_dict())
-    return pd.DataFrame(rows, columns=cohorts.FAILURE_COLUMNS)
-
-
 def build_cohorts(
     intake: str,
-    failures: str | None,
+    failures: str,
+    label_issues: list[str],
     sites: dict[str, str],
     out: dict[str, str],
     max_rows: int = 500,
 ) -> None:
-    """Cohort overview figure, counts and label-availability tables, failures table (from
-    failures.tsv, or from the subjects' failure markers when no rule writes failures.tsv)."""
+    """Cohort overview figure, counts and label-availability tables, labels-table problems, and
+    the failed subjects (results/qc/failures.tsv)."""
     report = cohorts.read_intake_report(intake)
     counts = cohorts.cohort_counts(report, sites)
     avail = cohorts.label_availability(report)
-    if failures is None:
-        fails = _failures_from_markers(Path(intake).parent.parent)
-    else:
-        fails = cohorts.read_failures(failures)
+    fails = cohorts.read_failures(failures)
+    issues = cohorts.read_label_issues(label_issues)
     log.info("cohorts: %d rows in intake report, %d failures", len(report), len(fails))
     cohorts.cohort_overview_figure(counts, avail, out["overview"])
     write_tsv(counts, out["counts"])
@@ -52,6 +42,15 @@ def build_cohorts(
     write_text(
         table_html(avail, "Known labels per cohort and marker (imaged subjects)"),
         out["labels_html"],
+    )
+    write_text(
+        table_html(
+            issues,
+            "Labels-table problems (results/qc/labels/{cohort}_issues.tsv)",
+            note="No problem found." if issues.empty else f"{len(issues)} problem(s), by row.",
+            max_rows=max_rows,
+        ),
+        out["label_issues_html"],
     )
     note = "No subject failed." if fails.empty else f"{len(fails)} subject/session(s) failed."
     write_text(

@@ -33,9 +33,23 @@ def read_failures(path: str | Path | None) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
 
 
+def read_label_issues(paths: list[str | Path]) -> pd.DataFrame:
+    """Every cohort's labels-table problems in one table (empty files are skipped)."""
+    frames = [
+        pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)
+        for p in paths
+        if Path(p).exists() and Path(p).stat().st_size
+    ]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def _status_group(status: str) -> str:
-    """Collapse `failed:<stage>` into `failed`."""
-    return "failed" if status.startswith("failed") else status
+    """Collapse `failed:<stage>` into `failed`; a feature-table subject without labels counts with
+    the imaged ones without labels."""
+    if status.startswith("failed"):
+        return "failed"
+    return "images_without_labels" if status == "features_without_labels" else status
 
 
 def cohort_counts(intake: pd.DataFrame, sites: dict[str, str]) -> pd.DataFrame:
@@ -53,7 +67,11 @@ def cohort_counts(intake: pd.DataFrame, sites: dict[str, str]) -> pd.DataFrame:
                 "ok": int((status == "ok").sum()),
                 "images_without_labels": int((status == "images_without_labels").sum()),
                 "failed": int((status == "failed").sum()),
-                "labels_without_images": int((status == "labels_without_images").sum()),
+                "labels_without_images": int(
+                    pd.to_numeric(grp.loc[status == "labels_without_images", "n_subjects"]).sum()
+                    if "n_subjects" in grp
+                    else (status == "labels_without_images").sum()
+                ),
             }
         )
     return pd.DataFrame(rows)

@@ -32,8 +32,12 @@ def copy_file(src: Path, dest: Path) -> None:
 
 def table_page(src: Path, title: str, max_rows: int) -> str:
     """A TSV rendered as an HTML page for the report."""
-    df = pd.read_csv(src, sep="\t")
-    return table_html(df, title, note=f"source: {src}", max_rows=max_rows)
+    try:
+        df = pd.read_csv(src, sep="\t")
+    except pd.errors.EmptyDataError:
+        df = pd.DataFrame()
+    note = f"source: {src}" + ("" if len(df) else " (no rows)")
+    return table_html(df, title, note=note, max_rows=max_rows)
 
 
 def collect_section(

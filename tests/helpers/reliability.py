@@ -31,6 +31,8 @@ import yaml
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from helpers.configs import demo_config
+
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SEED = 20241125
@@ -65,14 +67,8 @@ def demo_cohort(name: str = "demo_a") -> dict:
 
 
 def workflow_config(cohorts: list[dict]) -> dict:
-    """A tiny config: the given cohorts, the small demo plan, 2 mm grids, fast radiomics."""
-    return {
-        "seed": SEED,
-        "cohorts": cohorts,
-        "demo": dict(DEMO),
-        "preprocess": {"resample_mm": 2.0},
-        "features": {"radiomics_params": "config/radiomics/mri_fast.yaml"},
-    }
+    """A tiny config: the demo config with the given cohorts and the small demo plan."""
+    return demo_config(seed=SEED, cohorts=cohorts, demo=dict(DEMO))
 
 
 def write_config(workdir: Path, config: dict) -> Path:
@@ -143,7 +139,7 @@ def bad_input_run(base: Path) -> dict:
         cohorts = build_bad_cohorts(src, work / "inputs")
         config = workflow_config([demo_cohort("demo_a"), demo_cohort("demo_b"), *cohorts])
         t0 = time.monotonic()
-        res = run_workflow(work, config, [FAILURES])
+        res = run_workflow(work, config, [FAILURES, "results/qc/intake_report.tsv"])
         _RUNS["bad"] = {"dir": work, "rc": res.returncode, "seconds": time.monotonic() - t0}
     return _RUNS["bad"]
 

@@ -3,7 +3,6 @@
 COH = config["cohort"]
 COH_SETTINGS = {**COH, "seed": config["seed"]}
 COH_FAMILIES = COH["families"] or config["features"]["families"]
-FEATURE_TABLE_COHORTS = [c for c in config["cohorts"] if c["layout"] == "feature-table"]
 COH_DROPPED = "results/cohort/dropped_features.tsv"
 
 COHORT_TARGETS["cohort"] = [
@@ -30,7 +29,6 @@ rule aggregate_features:
         features=subject_paths(f"{SD}/habitats/habitat_fractions.tsv")
         + [c["path"] for c in FEATURE_TABLE_COHORTS],
         labels=expand("results/{cohort}/labels.tsv", cohort=list(COHORTS)),
-        label_issues=expand("results/qc/labels/{cohort}_issues.tsv", cohort=list(COHORTS)),
     output:
         features="results/cohort/features.tsv",
         labels="results/cohort/labels.tsv",
@@ -53,8 +51,6 @@ rule aggregate_features:
         families=COH_FAMILIES,
         feature_tables=FEATURE_TABLE_COHORTS,
         label_tables={c: f"results/{c}/labels.tsv" for c in COHORTS},
-        label_issues={c: f"results/qc/labels/{c}_issues.tsv" for c in COHORTS},
-        label_sources=per_cohort("labels"),
     script:
         "../../scripts/aggregate_features.py"
 
@@ -110,6 +106,31 @@ rule harmonise_features:
         enabled=COH["combat"]["enabled"],
     script:
         "../../scripts/harmonise_features.py"
+
+
+# Last of the run (it waits for every stage's results): a cohort without a single usable subject
+# ends the run non-zero, naming the cohort and the most common reason, once all else is done.
+rule check_usable_subjects:
+    input:
+        lambda wc: stage_results(),
+        features="results/cohort/features.tsv",
+        failures="results/qc/failures.tsv",
+    output:
+        usable="results/qc/usable_subjects.tsv",
+    log:
+        "logs/check_usable_subjects.log",
+    benchmark:
+        "benchmarks/rules/check_usable_subjects.tsv"
+    conda:
+        "../../envs/modelling.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        cohorts=list(COHORTS),
+    script:
+        "../../scripts/check_usable_subjects.py"
 
 
 # `results/cohort/labels.tsv` also matches the intake's `results/{cohort}/labels.tsv`.

@@ -5,7 +5,7 @@ two registries through which each stage declares its cohort-level targets and re
 import os
 from pathlib import Path
 
-from radiogenomics.intake.discover import build_subject_table
+from radiogenomics.intake.discover import discover_subjects, log_refused
 from radiogenomics.paths import prep_paths, subject_dir_pattern
 
 SD = subject_dir_pattern()
@@ -13,6 +13,7 @@ SD = subject_dir_pattern()
 HAB_DIR = "results/habitats"
 HABITAT_MODEL = f"{HAB_DIR}/model.joblib"
 COHORTS = {c["name"]: c for c in config["cohorts"]}
+FEATURE_TABLE_COHORTS = [c for c in config["cohorts"] if c["layout"] == "feature-table"]
 # Stage files register here, next to their rules; `rule all` and the report only read these.
 # COHORT_TARGETS: stage -> cohort-level results of the default run (the report waits for them).
 # REPORT_SECTIONS: stage -> report category in which report_section shows the stage's tables.
@@ -47,7 +48,9 @@ def _demo_plan():
 
 
 DEMO_PLAN = _demo_plan()
-SUBJECTS = build_subject_table(config["cohorts"], DEMO_PLAN)
+# Entries with an unusable ID are left out of the run and listed in the intake report.
+SUBJECTS, REFUSED_IDS = discover_subjects(config["cohorts"], DEMO_PLAN)
+log_refused(REFUSED_IDS)
 # Per-job lookups go through plain dicts: a pandas row per job is slow on large DAGs.
 SUBJECT_ROWS = {
     (row["cohort"], row["subject"], row["session"]): row for row in SUBJECTS.to_dict("records")
@@ -108,7 +111,8 @@ def labels_table(wildcards):
 
 def intake_params_row(wildcards):
     row = subject_row(wildcards)
-    return {k: row[k] for k in ("cohort", "subject", "session", "source", "source_dir")}
+    keys = ("cohort", "subject", "session", "source", "source_dir", "study_day")
+    return {k: row[k] for k in keys if k in row}
 
 
 def stage_results():

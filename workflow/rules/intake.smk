@@ -58,6 +58,7 @@ rule intake_report:
         labels=expand("results/{cohort}/labels.tsv", cohort=list(COHORTS)),
     output:
         report="results/qc/intake_report.tsv",
+        unmatched="results/qc/labels_without_images.tsv",
     log:
         "logs/intake_report.log",
     benchmark:
@@ -70,6 +71,9 @@ rule intake_report:
         runtime=5,
     params:
         cohorts=list(COHORTS),
+        feature_tables=FEATURE_TABLE_COHORTS,
+        labels_files=per_cohort("labels"),
+        refused=REFUSED_IDS.to_dict("records"),
     script:
         "../../scripts/intake_report.py"
 
@@ -82,12 +86,14 @@ rule report_cohorts:
     input:
         intake="results/qc/intake_report.tsv",
         failures="results/qc/failures.tsv",
+        label_issues=expand("results/qc/labels/{cohort}_issues.tsv", cohort=list(COHORTS)),
     output:
         overview=report_item(f"{REPORT_DIR}/cohort_overview.png", "Cohorts", "overview"),
         counts=f"{REPORT_DIR}/cohort_counts.tsv",
         counts_html=report_item(f"{REPORT_DIR}/cohort_counts.html", "Cohorts", "overview"),
         labels=f"{REPORT_DIR}/label_availability.tsv",
         labels_html=report_item(f"{REPORT_DIR}/label_availability.html", "Cohorts", "labels"),
+        label_issues_html=report_item(f"{REPORT_DIR}/label_issues.html", "Cohorts", "labels"),
         failures_html=report_item(f"{REPORT_DIR}/failures.html", "Cohorts", "failures"),
     log:
         "logs/report/report_cohorts.log",
