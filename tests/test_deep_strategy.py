@@ -10,10 +10,17 @@ import joblib
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
 from radiogenomics.cohort.markers import StrategyOutputs, run_strategy, strategies_of
 from radiogenomics.cohort.validation import validate_cohort
-from radiogenomics.deep.crops import CropSet, CropSettings, load_crop_set, save_crop_set
+from radiogenomics.deep.crops import (
+    CropSet,
+    CropSettings,
+    load_crop_set,
+    run_cnn_crops,
+    save_crop_set,
+)
 from radiogenomics.deep.synthetic import planted_crops
 from radiogenomics.io import read_tsv
 
@@ -92,3 +99,19 @@ def test_mismatched_checkpoint_is_a_status_naming_the_file(tmp_path: Path) -> No
     assert row["status"] == "config_error" and str(ckpt) in row["message"]
     assert read_tsv(out.cv_metrics)["status"].tolist() == ["config_error"]
     assert joblib.load(out.model)["pipeline"] is None
+
+
+def test_feature_table_run_without_imaged_sessions_is_not_run(tmp_path: Path) -> None:
+    """UCSF-PDGM-style run (no images): rule cnn_crops writes an empty set, the strategy is not
+    run with a message, and the other strategies are untouched."""
+    feats, labels, _ = cohort(tmp_path)
+    crops = tmp_path / "empty.npz"
+    markers = {"idh": {"strategies": {"cnn": CNN}}}
+    mfile = tmp_path / "markers.yaml"
+    mfile.write_text(yaml.safe_dump({"markers": markers}))
+    run_cnn_crops([], str(mfile), "idh", "cnn", str(crops), str(tmp_path / "f.tsv"), tmp_path)
+    assert len(load_crop_set(crops, CropSettings.from_config(CNN))) == 0
+    out = StrategyOutputs.in_dir(tmp_path / "cnn")
+    row = run_strategy(feats, labels, strategies_of(markers, "idh")[0], SETTINGS, set(), out,
+                       crops=crops)  # fmt: skip
+    assert row["status"] == "no_features" and "no session has a crop" in row["message"]

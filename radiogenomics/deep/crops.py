@@ -408,7 +408,8 @@ def run_cnn_crops(
     log = logging.getLogger(__name__)
     spec = load_markers(markers_file)[marker]["strategies"][strategy]
     settings = CropSettings.from_config(spec)
-    cs, failures = build_crop_set(pd.DataFrame(list(sessions)), settings, root)
+    # A feature-table-only run has no imaged session: an empty set, the strategy is not run.
+    cs, failures = build_crop_set(pd.DataFrame(list(sessions), columns=ID_COLUMNS), settings, root)
     for rec in failures.to_dict("records"):
         log.warning("%s/%s/%s: %s", rec["cohort"], rec["subject"], rec["session"], rec["message"])
     log.info("%d crops %s, %d failures", len(cs), cs.array.shape[1:], len(failures))
