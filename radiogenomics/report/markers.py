@@ -241,7 +241,9 @@ def review_comparison(cv: pd.DataFrame, review: pd.DataFrame) -> pd.DataFrame:
         for r in mine.to_dict("records"):
             within = "" if pd.isna(r.get("within")) or not r.get("within") else f", {r['within']}"
             n = _fmt(r.get("n"), ".0f")
-            rows.append({**base, "this_run": f"{r['strategy']} (n={n}{within})",
+            # A strategy that did not run has no n: say so rather than "n=".
+            size = f"n={n}{within}" if n else "not run"
+            rows.append({**base, "this_run": f"{r['strategy']} ({size})",
                          "this_run_balanced_accuracy": r.get("balanced_accuracy"),
                          "this_run_auc": _auc_text(pd.Series(r)),
                          "this_run_verdict": r.get("verdict", "")})  # fmt: skip
