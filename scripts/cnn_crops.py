@@ -1,6 +1,6 @@
 """Rule cnn_crops: tumour-centred crops of every imaged session for one cnn strategy."""
 
-from radiogenomics.deep.crops import run_cnn_crops
+from radiogenomics.cohort.cnn_crops import run_cnn_crops
 from radiogenomics.runner import setup_logging
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -12,13 +12,13 @@ import pandas as pd
 import torch
 import yaml
 
+from radiogenomics.cohort.cnn_crops import run_cnn_crops
 from radiogenomics.cohort.markers import StrategyOutputs, run_strategy, strategies_of
 from radiogenomics.cohort.validation import validate_cohort
 from radiogenomics.deep.crops import (
     CropSet,
     CropSettings,
     load_crop_set,
-    run_cnn_crops,
     save_crop_set,
 )
 from radiogenomics.deep.synthetic import planted_crops

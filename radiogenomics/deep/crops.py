@@ -26,12 +26,15 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from radiogenomics.cohort.aggregate import FAILURE_COLUMNS, ID_COLUMNS
 from radiogenomics.errors import ConfigError, SubjectError
 from radiogenomics.io import atomic_path, load_nifti, read_json
 from radiogenomics.paths import RESULTS, failure_marker, subject_dir
 
 STAGE = "cnn_crops"
+# Same columns as results/qc/failures.tsv (radiogenomics.cohort.aggregate); defined here so the
+# model library does not import the cohort stage that uses it.
+ID_COLUMNS = ["cohort", "subject", "session"]
+FAILURE_COLUMNS = [*ID_COLUMNS, "stage", "file", "message"]
 # Bump when the crop arithmetic changes: cached arrays of an older version are then rebuilt.
 CROP_VERSION = 1
 META_COLUMNS = ["centre_x_mm", "centre_y_mm", "centre_z_mm", "roi_voxels", "roi_inside_crop"]
@@ -388,30 +391,3 @@ def load_crop_set(path: str | Path, settings: CropSettings | None = None) -> Cro
             "(stale cache: rebuild it)"
         )
     return cs
-
-
-def run_cnn_crops(
-    sessions: list[Mapping[str, str]],
-    markers_file: str,
-    marker: str,
-    strategy: str,
-    out_crops: str,
-    out_failures: str,
-    root: str | Path = RESULTS,
-) -> None:
-    """Rule cnn_crops: every session's crop for one cnn strategy, and the sessions that failed."""
-    import logging
-
-    from radiogenomics.cohort.marker_config import load_markers
-    from radiogenomics.io import write_tsv
-
-    log = logging.getLogger(__name__)
-    spec = load_markers(markers_file)[marker]["strategies"][strategy]
-    settings = CropSettings.from_config(spec)
-    # A feature-table-only run has no imaged session: an empty set, the strategy is not run.
-    cs, failures = build_crop_set(pd.DataFrame(list(sessions), columns=ID_COLUMNS), settings, root)
-    for rec in failures.to_dict("records"):
-        log.warning("%s/%s/%s: %s", rec["cohort"], rec["subject"], rec["session"], rec["message"])
-    log.info("%d crops %s, %d failures", len(cs), cs.array.shape[1:], len(failures))
-    save_crop_set(cs, out_crops)
-    write_tsv(failures, out_failures)
