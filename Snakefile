@@ -27,6 +27,7 @@ for _section in (
     "habitats",
     "cohort",
     "report",
+    "biopsy",
 ):
     validate(config.setdefault(_section, {}), f"workflow/schemas/{_section}.schema.yaml")
 
@@ -52,6 +53,7 @@ include: "workflow/rules/markers.smk"
 include: "workflow/rules/unsupervised.smk"
 include: "workflow/rules/survival.smk"
 include: "workflow/rules/validation.smk"
+include: "workflow/rules/biopsy.smk"
 include: "workflow/rules/report.smk"
 
 

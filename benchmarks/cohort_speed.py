@@ -1,10 +1,12 @@
 """Cohort-stage speed benchmark: every marker's nested CV (+ shuffled-label controls) on the real
 UCSF-PDGM 501 x 100 radiomics table, as the markers rules would run them.
 
-    nice -n 10 .venv/bin/python benchmarks/cohort_speed.py [--permutations 20] [--threads 2]
+    nice -n 10 .venv/bin/python benchmarks/cohort_speed.py [--permutations 200] [--threads 2]
+        [--markers idh,mgmt]
 
 Prints wall time, CPU time and peak resident memory (this process and its workers), and the
-headline AUC of each marker's strategies.
+headline AUC, role and verdict of each marker's strategies (the UCSF-PDGM example's acceptance:
+MGMT shows no evidence and is not selected; IDH >= 0.90).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from radiogenomics.cohort.markers import (
     run_strategy,
     strategies_of,
 )
+from radiogenomics.config import section_defaults
 from radiogenomics.intake.discover import safe_id
 from radiogenomics.labels import check_labels, load_labels
 
@@ -65,17 +68,17 @@ def peak_mb() -> float:
 def main() -> None:
     """Run every marker of config/markers.yaml and print timings."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--permutations", type=int, default=20)
+    ap.add_argument("--permutations", type=int, default=200)
+    ap.add_argument("--markers", default="", help="comma-separated subset (default: all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--markers-file", default=str(ROOT / "config" / "markers.yaml"))
     args = ap.parse_args()
-    settings = {
-        "seed": 20241125, "cv": {"outer_folds": 5, "repeats": 5, "inner_folds": 3},
-        "combat": {"enabled": True, "batch_column": "site"}, "min_per_class": 8,
-        "bootstrap_n": 1000, "n_permutations": args.permutations, "permutation_repeats": 1,
-    }  # fmt: skip
+    settings = section_defaults("cohort", {"n_permutations": args.permutations})
+    settings["seed"] = 20241125
     feats, labels = load_ucsf()
     markers = load_markers(args.markers_file)
+    if args.markers:
+        markers = {m: markers[m] for m in args.markers.split(",")}
     t0, c0 = time.perf_counter(), time.process_time()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,8 +99,9 @@ def main() -> None:
     cpu = time.process_time() - c0
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     table = pd.concat(rows, ignore_index=True)
-    cols = ["marker", "strategy", "status", "n", "n_pos", "auc", "auc_ci_low", "auc_ci_high",
-            "selected", "shuffled_auc_mean", "permutation_p"]  # fmt: skip
+    cols = ["marker", "strategy", "role", "status", "n", "n_pos", "auc", "auc_ci_low",
+            "auc_ci_high", "association_q_min", "shuffled_auc_mean", "permutation_p", "verdict",
+            "selected"]  # fmt: skip
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wall time: {wall:.1f} s; CPU time: {cpu + kids.ru_utime + kids.ru_stime:.1f} s "

@@ -30,12 +30,19 @@ MARKERS: dict[str, tuple[str, str]] = {
     "idh": ("mutant", "wildtype"),
     "codeletion_1p19q": ("codeleted", "intact"),
     "mgmt": ("methylated", "unmethylated"),
-    "egfr": ("amplified", "not_amplified"),
+    # EGFR amplification and the EGFRvIII deletion variant are different markers (the review
+    # discusses them separately); +7/-10 is one of WHO CNS5's molecular glioblastoma criteria.
+    "egfr_amplification": ("amplified", "not_amplified"),
+    "egfrviii": ("positive", "negative"),
+    "chr7_gain_chr10_loss": ("present", "absent"),
     "cdkn2ab": ("deleted", "intact"),
     "h3k27": ("altered", "wildtype"),
     "tert": ("mutant", "wildtype"),
 }
-CATEGORICAL: dict[str, tuple[str, ...]] = {**MARKERS, "sex": ("M", "F")}
+# Columns still read but not kept: the old merged `egfr` ("amplification or EGFRvIII"), split by
+# `split_legacy_egfr` when a table is coerced.
+LEGACY: dict[str, tuple[str, str]] = {"egfr": ("amplified", "not_amplified")}
+CATEGORICAL: dict[str, tuple[str, ...]] = {**MARKERS, **LEGACY, "sex": ("M", "F")}
 NUMERIC: tuple[str, ...] = ("age", "os_days", "pfs_days")
 BINARY_INT: tuple[str, ...] = ("os_event", "pfs_event", "progression")
 STRINGS: tuple[str, ...] = ("site", "scanner")
@@ -374,9 +381,42 @@ def validate_labels(
     return issues
 
 
-def coerce_labels(df: pd.DataFrame) -> pd.DataFrame:
-    """Typed copy of a valid labels table: floats for numeric columns, strings elsewhere."""
+def _known(value: Any) -> bool:
+    return not (value is None or (isinstance(value, float) and np.isnan(value)) or value == "")
+
+
+def split_legacy_egfr(df: pd.DataFrame) -> pd.DataFrame:
+    """Replace an old merged `egfr` column by `egfr_amplification` / `egfrviii` (where blank).
+
+    `egfr` meant "amplification or EGFRvIII": `not_amplified` therefore says neither
+    (egfr_amplification=not_amplified, egfrviii=negative); `amplified` says amplification only
+    when EGFRvIII is known negative, otherwise it may be EGFRvIII alone and egfr_amplification
+    stays unknown (the rule of `cohort.who_cns5.egfr_amplification_status`). Values already in
+    the split columns win. The `egfr` column is dropped.
+    """
+    if "egfr" not in df.columns:
+        return df
     out = df.copy()
+    for col in ("egfr_amplification", "egfrviii"):
+        if col not in out.columns:
+            out[col] = np.nan
+        out[col] = out[col].astype(object)
+    for i, merged in out["egfr"].items():
+        amp, viii = out.at[i, "egfr_amplification"], out.at[i, "egfrviii"]
+        if merged == "not_amplified":
+            if not _known(amp):
+                out.at[i, "egfr_amplification"] = "not_amplified"
+            if not _known(viii):
+                out.at[i, "egfrviii"] = "negative"
+        elif merged == "amplified" and not _known(amp) and viii == "negative":
+            out.at[i, "egfr_amplification"] = "amplified"
+    return out.drop(columns=["egfr"])
+
+
+def coerce_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """Typed copy of a valid labels table: floats for numeric columns, strings elsewhere; an old
+    merged `egfr` column is split (`split_legacy_egfr`)."""
+    out = split_legacy_egfr(df.copy())
     out[KEY] = out[KEY].astype(str)
     for col in out.columns:
         if col in NUMERIC or col in BINARY_INT:

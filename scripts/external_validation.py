@@ -18,4 +18,5 @@ run_validation(
     sm.output.metrics,
     sm.output.predictions,
     sm.output.roc,
+    dict(sm.params.crops),
 )

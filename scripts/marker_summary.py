@@ -1,5 +1,5 @@
-"""Rule marker_summary: every strategy of one marker, with the selected one's shuffled-label
-control."""
+"""Rule marker_summary: every strategy of one marker, the primary's shuffled-label control and the
+verdicts."""
 
 from radiogenomics.cohort.markers import run_marker_summary
 from radiogenomics.runner import setup_logging
@@ -16,4 +16,5 @@ run_marker_summary(
     sm.params.settings,
     sm.output.summary,
     sm.threads,
+    dict(sm.params.crops),
 )

@@ -33,8 +33,8 @@ STAGES = [
     "segmentation",
     "features",
     "habitats",
+    "deep",  # the cnn model library; the cohort stage's cnn strategy uses it
     "cohort",
-    "deep",
     "biopsy",
     "report",
 ]

@@ -17,7 +17,8 @@ from radiogenomics.labels import MARKERS
 def test_cohort_schema_defaults(project_root: Path) -> None:
     cfg: dict = {}
     validate(cfg, str(project_root / "workflow/schemas/cohort.schema.yaml"))
-    assert cfg["icc_threshold"] == 0.75 and cfg["n_permutations"] == 20
+    assert cfg["icc_threshold"] == 0.75 and cfg["n_permutations"] == 200
+    assert cfg["evidence_alpha"] == 0.05 and cfg["permutation_repeats"] == 1
     assert cfg["cv"] == {"outer_folds": 5, "repeats": 5, "inner_folds": 3}
     assert cfg["min_per_class"] == 8 and cfg["bootstrap_n"] == 1000
     assert cfg["combat"] == {"enabled": True, "batch_column": "site"}
@@ -28,8 +29,13 @@ def test_cohort_schema_defaults(project_root: Path) -> None:
 
 def test_markers_file_covers_every_marker(project_root: Path, tmp_path: Path) -> None:
     markers = load_markers(project_root / "config/markers.yaml")
-    assert set(markers) == set(MARKERS)
+    # +7/-10 is a WHO CNS5 typing label without an imaging hypothesis of its own.
+    assert set(markers) == set(MARKERS) - {"chr7_gain_chr10_loss"}
     assert markers["idh"]["primary"] == "maps_logistic"
+    assert markers["codeletion_1p19q"]["within"] == {"idh": "mutant"}
+    assert [s.model for s in strategies_of(markers, "mgmt")][0] == "subtypes"
+    assert markers["mgmt"]["primary"] == markers["egfr_amplification"]["primary"] == "subtypes"
+    assert "cnn" in [s.model for s in strategies_of(markers, "idh")]
     assert [s.model for s in strategies_of(markers, "tert")] == ["radscore_clinical"]
     assert strategies_of(markers, "tert")[0].covariates == ("age", "sex")
     bad = tmp_path / "m.yaml"
@@ -66,7 +72,7 @@ def test_ucsf_example_dry_run(project_root: Path, shared_data: Path) -> None:
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     out = res.stdout
-    for rule, n in (("aggregate_features", 1), ("marker_strategy", 3), ("external_validation", 1),
+    for rule, n in (("aggregate_features", 1), ("marker_strategy", 5), ("external_validation", 1),
                     ("survival_analysis", 1)):  # fmt: skip
         assert any(line.split() == [rule, str(n)] for line in out.splitlines()), rule
     assert "intake_subject" not in out  # no images in a feature-table cohort

@@ -32,6 +32,7 @@ SETTINGS = {
     "bootstrap_n": 200,
     "n_permutations": 3,
     "permutation_repeats": 1,
+    "evidence_alpha": 0.05,
 }
 
 
@@ -181,9 +182,20 @@ def test_summary_selects_primary_and_runs_control(tmp_path: Path) -> None:
         run_strategy(features, labels, s, SETTINGS, set(), out)
         paths.append(out.cv_metrics)
     table = marker_summary(features, labels, markers, "idh", paths, SETTINGS, set())
+    # The primary had no features: the next that ran is the primary, controlled with shuffled
+    # labels. 3 permutations cannot give p below 1/4: no evidence, nothing selected.
+    prim = table[table["role"] == "primary"].iloc[0]
+    assert prim["strategy"] == "maps_lasso" and prim["n_permutations"] == 3
+    assert prim["permutation_p"] == 0.25 and prim["verdict"] == "no evidence"
+    assert not table["selected"].any()
+    assert table.set_index("strategy").loc["missing_maps", "verdict"] == "not run"
+    # 19 permutations resolve p = 1/20 = 0.05: the planted signal is evidence and selected.
+    table = marker_summary(
+        features, labels, markers, "idh", paths, {**SETTINGS, "n_permutations": 19}, set()
+    )
     sel = table[table["selected"]]
-    assert sel["strategy"].tolist() == ["maps_lasso"]  # primary had no features: next that ran
-    assert sel["n_permutations"].iloc[0] == 3 and 0 < sel["permutation_p"].iloc[0] <= 1
+    assert sel["strategy"].tolist() == ["maps_lasso"]
+    assert sel["permutation_p"].iloc[0] == 0.05 and sel["verdict"].iloc[0] == "evidence"
 
 
 def test_radscore_clinical_uses_covariates(tmp_path: Path) -> None:

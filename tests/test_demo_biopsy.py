@@ -89,7 +89,8 @@ def test_plant_on_a_demo_tumour() -> None:
     """The generator's own tumour and maps: planted in the core, rCBV raised where amplified."""
     cfg = {"size": "small"}
     plan = plan_demo(cfg, 42)
-    row = plan[(plan["egfr"] == "amplified") & (plan["session"] == "01")].iloc[0].to_dict()
+    first = plan[plan["session"] == "01"]
+    row = first[first["egfr_amplification"] == "amplified"].iloc[0].to_dict()
     anat = subject_anatomy(row, cfg, 42)
     rng = np.random.default_rng(5)
     tum = build_tumour(row, anat, rng)

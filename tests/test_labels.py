@@ -105,3 +105,35 @@ def test_schema_accepts_canonical_table(tmp_path: Path, project_root: Path) -> N
     bad = pd.DataFrame({"subject": ["A"], "idh": ["mut"]})
     with pytest.raises(WorkflowError):
         validate(bad, schema)
+
+
+def test_old_merged_egfr_column_is_split(tmp_path: Path) -> None:
+    """`egfr` (amplification or EGFRvIII): not_amplified -> both negative; amplified ->
+    amplification only with EGFRvIII known negative; split columns win over the merged one."""
+    text = (
+        "subject\tegfr\tegfrviii\tegfr_amplification\n"
+        "A\tnot_amplified\t\t\n"
+        "B\tamplified\tnegative\t\n"
+        "C\tamplified\t\t\n"
+        "D\tamplified\tpositive\t\n"
+        "E\tamplified\tpositive\tamplified\n"
+        "F\t\t\t\n"
+    )
+    df = check_labels(load_labels(_write(tmp_path, text)))
+    assert "egfr" not in df.columns
+    got = dict(zip(df["subject"], df["egfr_amplification"].fillna(""), strict=True))
+    viii = dict(zip(df["subject"], df["egfrviii"].fillna(""), strict=True))
+    assert got == {"A": "not_amplified", "B": "amplified", "C": "", "D": "", "E": "amplified",
+                   "F": ""}  # fmt: skip
+    assert viii == {"A": "negative", "B": "negative", "C": "", "D": "positive", "E": "positive",
+                    "F": ""}  # fmt: skip
+    # A bad value in the old column is still reported with its row.
+    with pytest.raises(ConfigError, match="row 2, column 'egfr'"):
+        check_labels(load_labels(_write(tmp_path, "subject\tegfr\nA\tyes\n", "bad.tsv")))
+
+
+def test_split_egfr_vocabulary() -> None:
+    assert MARKERS["egfr_amplification"] == ("amplified", "not_amplified")
+    assert MARKERS["egfrviii"] == ("positive", "negative")
+    assert MARKERS["chr7_gain_chr10_loss"] == ("present", "absent")
+    assert "egfr" not in MARKERS

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from radiogenomics.report import benchmarks, cohorts, collect, features, markers, qc
 
@@ -240,13 +241,26 @@ def test_marker_summary_with_review_and_validation(tmp_path, project_root):
     cv = markers.collect_marker_metrics(tmp_path / "markers")
     val = markers.collect_validation_metrics(tmp_path / "validation")
     review = markers.load_review_reference(project_root / "config" / "review_reference.yaml")
-    assert set(review["marker"]) == set(cohorts.MARKERS)
+    configured = set(yaml.safe_load((project_root / "config" / "markers.yaml").read_text())
+                     ["markers"])  # fmt: skip
+    assert set(review["marker"]) == configured | {"habitats"}
+    figs = review.dropna(subset=["review_value"])
+    value = {(m, k): sorted(g["review_value"]) for (m, k), g in figs.groupby(["marker", "method"])}
+    assert value[("idh", "radiomics")] == [0.889] and value[("idh", "cnn")] == [0.94]
+    assert value[("codeletion_1p19q", "cnn")] == [0.92]
+    assert value[("mgmt", "supervised radiomics")] == [0.6, 0.8]
+    assert value[("egfr_amplification", "histogram / supervised radiomics")] == [0.78]
+    habitats = sorted(figs.loc[figs["marker"] == "habitats", "review_value"])
+    assert habitats == [1.22, 3.78, 4.55, 40.0]
     summary = markers.marker_summary(cv, val, review)
     assert summary["marker"].tolist() == ["idh", "idh", "mgmt"]  # canonical marker order
     idh = summary[summary["strategy"] == "lesion_wide"].iloc[0]
     assert idh["cv_auc_ci"] == "0.90 (0.80-0.95)"
     assert idh["validation_auc"] == "cohort_b [none]: 0.70; cohort_b [ref_batch]: 0.82"
     assert "T2-FLAIR mismatch" in idh["review_strategy"]
+    side = markers.review_comparison(cv.assign(model="x"), review)
+    rad = side[(side["marker"] == "idh") & (side["review_method"] == "radiomics")]
+    assert rad["this_run"].tolist() == ["radiomics (n=50)"] and rad["review_value"].iloc[0] == 0.889
     markers.marker_summary_figure(cv, val, review, tmp_path / "m.png")
     assert (tmp_path / "m.png").stat().st_size > 10_000
 

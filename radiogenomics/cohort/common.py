@@ -4,6 +4,8 @@ tables as they are read, feature selection by name, and the modelling table of o
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,14 +52,34 @@ def baseline_rows(features: pd.DataFrame) -> pd.DataFrame:
 
 
 def modelling_table(
-    features: pd.DataFrame, labels: pd.DataFrame, marker: str, role: str = "discovery"
+    features: pd.DataFrame,
+    labels: pd.DataFrame,
+    marker: str,
+    role: str = "discovery",
+    within: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Rows of one role with a known value of `marker`, with labels joined and `y` in 0/1."""
+    """Rows of one role with a known value of `marker`, with labels joined and `y` in 0/1.
+
+    `within` (e.g. {"idh": "mutant"}, or {"who_cns5_code": [...]}) keeps the rows of one
+    subgroup first; `attrs["subgroup"]` holds `within` (text), `n_discovery` (rows with features
+    and labels) and `n_within` (rows in the subgroup), before rows with an unknown marker go.
+    """
+    from radiogenomics.cohort.who_cns5 import integrated_types, select_subgroup
+
     rows = baseline_rows(features[features["role"] == role])
     lab = labels.drop(columns=[c for c in ("site", "scanner") if c in labels.columns])
     df = rows.merge(lab, on=["cohort", "subject"], how="inner", suffixes=("", "_label"))
+    sub: dict[str, Any] = {"within": "", "n_discovery": len(df), "n_within": len(df)}
+    if within:
+        if "who_cns5_code" in within and "who_cns5_code" not in df.columns:
+            types = integrated_types(rows, lab)
+            df = df.merge(types[["cohort", "subject", "who_cns5_code"]], on=["cohort", "subject"])
+        df, summary = select_subgroup(df, dict(within))
+        sub.update(within=summary["within"], n_within=summary["n_selected"])
     if marker not in df.columns:
         df["y"] = np.nan
     else:
         df["y"] = marker_binary(df[marker], marker)
-    return df[df["y"].notna()].reset_index(drop=True)
+    out = df[df["y"].notna()].reset_index(drop=True)
+    out.attrs["subgroup"] = sub
+    return out

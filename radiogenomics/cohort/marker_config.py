@@ -31,3 +31,18 @@ def load_markers(path: str | Path) -> dict[str, dict]:
     if unknown:
         raise ConfigError(f"{path}: unknown marker(s) {unknown}; known: {sorted(MARKERS)}")
     return markers
+
+
+def strategy_kinds(markers: dict[str, dict]) -> dict[str, str]:
+    """Strategy name -> "supervised", "subtypes" or "cnn"; a name used with two kinds raises (the
+    rules tell strategies apart by name)."""
+    kinds: dict[str, str] = {}
+    for marker, spec in markers.items():
+        for name, s in (spec.get("strategies") or {}).items():
+            kind = s["model"] if s["model"] in ("subtypes", "cnn") else "supervised"
+            if kinds.setdefault(name, kind) != kind:
+                raise ConfigError(
+                    f"strategy name {name!r} is a {kinds[name]} strategy in one marker and a "
+                    f"{kind} strategy in {marker}: use distinct names"
+                )
+    return kinds

@@ -389,3 +389,67 @@ def select_subgroup(labels: pd.DataFrame, within: Mapping[str, Any]) -> tuple[pd
     summary["within"] = " and ".join(parts)
     summary["n_selected"] = int(keep.sum())
     return labels[keep].copy(), summary
+
+
+# VASARI-like location features (features.location) that place a tumour in the midline: the deep
+# grey nuclei box (thalamus; the basal ganglia lie in it too, hence the centroid condition) and
+# the brainstem. The spinal cord is outside the MNI152 brain template the features use.
+MIDLINE_PARTS = ("lobe_fraction_deep", "lobe_fraction_brainstem")
+LOCATION = "location__all__whole_tumor__"
+
+
+def midline_flags(
+    features: pd.DataFrame, min_fraction: float = 0.5, max_abs_x_mm: float = 12.0
+) -> pd.Series:
+    """Midline location per row from the location features (True/False; NaN when unmeasured):
+    deep + brainstem share of the tumour >= `min_fraction` and |MNI centroid x| <= `max_abs_x_mm`.
+    """
+    cols = [f"{LOCATION}{c}" for c in MIDLINE_PARTS]
+    x_col = f"{LOCATION}centroid_mni_x"
+    if not all(c in features.columns for c in [*cols, x_col]):
+        return pd.Series(np.nan, index=features.index, dtype=object)
+    share = features[cols].astype(float).sum(axis=1, min_count=len(cols))
+    x = features[x_col].astype(float).abs()
+    flag = (share >= min_fraction) & (x <= max_abs_x_mm)
+    return flag.astype(object).where(share.notna() & x.notna(), np.nan)
+
+
+def integrated_types(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """WHO CNS5 type per subject with a feature row (first session), with its midline flag from
+    the location features: cohort, subject, midline, then who_cns5_types' columns."""
+    rows = features.sort_values(["cohort", "subject", "session"], kind="stable")
+    rows = rows.drop_duplicates(["cohort", "subject"]).reset_index(drop=True)
+    flags = rows[["cohort", "subject"]].assign(midline=midline_flags(rows).to_numpy())
+    table = flags.merge(labels, on=["cohort", "subject"], how="left")
+    out = [
+        who_cns5_types(group.drop(columns=["cohort"]).reset_index(drop=True)).assign(cohort=c)
+        for c, group in table.groupby("cohort", sort=True)
+    ]
+    if not out:
+        return pd.DataFrame(columns=["cohort", "midline", *OUTPUT_COLUMNS])
+    types = pd.concat(out, ignore_index=True)
+    types = types.merge(flags, on=["cohort", "subject"], how="left")
+    return types[["cohort", "subject", "midline", *OUTPUT_COLUMNS[1:]]]
+
+
+def type_counts(types: pd.DataFrame) -> pd.DataFrame:
+    """Subjects per cohort and WHO CNS5 type (with grade), and how many types were derivable."""
+    counts = (
+        types.groupby(["cohort", "who_cns5", "grade"], dropna=False)
+        .size()
+        .rename("n")
+        .reset_index()
+    )
+    return counts.sort_values(["cohort", "who_cns5", "grade"], kind="stable").reset_index(drop=True)
+
+
+def run_who_cns5(features: str, labels: str, out_types: str, out_counts: str) -> None:
+    """Rule who_cns5: the integrated type of every subject and the counts per cohort."""
+    from radiogenomics.io import read_tsv, write_tsv
+
+    ids = {"cohort": str, "subject": str, "session": str}
+    feats = read_tsv(features, dtype=ids)
+    labs = read_tsv(labels, dtype=ids)
+    types = integrated_types(feats, labs)
+    write_tsv(types, out_types)
+    write_tsv(type_counts(types), out_counts)

@@ -26,12 +26,15 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from radiogenomics.cohort.aggregate import FAILURE_COLUMNS, ID_COLUMNS
 from radiogenomics.errors import ConfigError, SubjectError
 from radiogenomics.io import atomic_path, load_nifti, read_json
 from radiogenomics.paths import RESULTS, failure_marker, subject_dir
 
 STAGE = "cnn_crops"
+# Same columns as results/qc/failures.tsv (radiogenomics.cohort.aggregate); defined here so the
+# model library does not import the cohort stage that uses it.
+ID_COLUMNS = ["cohort", "subject", "session"]
+FAILURE_COLUMNS = [*ID_COLUMNS, "stage", "file", "message"]
 # Bump when the crop arithmetic changes: cached arrays of an older version are then rebuilt.
 CROP_VERSION = 1
 META_COLUMNS = ["centre_x_mm", "centre_y_mm", "centre_z_mm", "roi_voxels", "roi_inside_crop"]

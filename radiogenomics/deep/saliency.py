@@ -177,3 +177,61 @@ def saliency_rows(ids: pd.DataFrame, y: np.ndarray, prob: np.ndarray, n: int = 4
     pos = df[df["y"] == 1].sort_values("prob", ascending=False, kind="stable").head((n + 1) // 2)
     neg = df[df["y"] == 0].sort_values("prob", ascending=True, kind="stable").head(n // 2)
     return pd.concat([pos, neg]).reset_index(drop=True)
+
+
+SALIENCY_COLUMNS = ["cohort", "subject", "session", "y", "prob", "nifti", "crop_nifti", "png"]
+
+
+def run_cnn_saliency(
+    model_path: str,
+    predictions: str,
+    crops: str,
+    out_dir: str,
+    out_table: str,
+    n: int = 4,
+    results_root: str | Path = "results",
+) -> None:
+    """Rule cnn_saliency: Grad-CAM of the final model for the `n` most confidently correct
+    out-of-fold sessions (half positive, half negative), NIfTI on the crop and subject grids + PNG.
+    """
+    import joblib
+
+    from radiogenomics.deep.crops import CropSettings, load_crop_set
+    from radiogenomics.io import read_tsv, write_tsv
+    from radiogenomics.paths import subject_dir
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = joblib.load(model_path)
+    if payload.get("pipeline") is None:
+        write_tsv(pd.DataFrame(columns=SALIENCY_COLUMNS), out_table)
+        return
+    settings = CropSettings.from_config(payload.get("crop_options") or {})
+    cs = load_crop_set(crops, settings)
+    preds = read_tsv(predictions, dtype={"cohort": str, "subject": str, "session": str})
+    ids = preds[["cohort", "subject", "session"]]
+    chosen = saliency_rows(ids, preds["y"].to_numpy(), preds["prob"].to_numpy(), n)
+    rows = []
+    for rec in chosen.to_dict("records"):
+        try:
+            i = cs.row_of(rec["cohort"], rec["subject"], rec["session"])
+        except KeyError:
+            continue
+        name = f"{rec['cohort']}_{rec['subject']}_{rec['session']}"
+        sd = subject_dir(rec["cohort"], rec["subject"], rec["session"], results_root)
+        ref = sd / "prep" / f"{cs.channels[0]}.nii.gz"
+        paths = write_saliency(
+            payload["pipeline"],
+            cs.array[i],
+            cs.affines[i],
+            out,
+            name,
+            reference=ref if ref.is_file() else None,
+            channels=cs.channels,
+            title=f"{payload['marker']} / {payload['strategy']}: {name}, y={int(rec['y'])}, "
+            f"out-of-fold p={rec['prob']:.2f}",
+        )
+        rows.append({**{k: rec[k] for k in ("cohort", "subject", "session", "y", "prob")},
+                     "nifti": paths.get("nifti", ""), "crop_nifti": paths["crop_nifti"],
+                     "png": paths["png"]})  # fmt: skip
+    write_tsv(pd.DataFrame(rows, columns=SALIENCY_COLUMNS), out_table)

@@ -172,6 +172,7 @@ def plant_egfr_biopsies(
     session: str = "01",
     region_labels: tuple[int, ...] = (1, 3),
     plant: EgfrPlant = EgfrPlant(),
+    region: np.ndarray | None = None,
 ) -> BiopsyPlant:
     """Field in the tumour core (BraTS labels in `region_labels`), maps with the effect, samples.
 
@@ -179,7 +180,8 @@ def plant_egfr_biopsies(
     row["egfr"] == "amplified", subject, session)` after `tumour_maps`, then render with
     `p.maps`; write `p.samples` without TRUTH_COLUMNS as the biopsy table and `p.field` as truth.
     """
-    region = np.isin(labels, region_labels)
+    # `region` (e.g. the viable tumour) overrides the BraTS labels in `region_labels`.
+    region = np.isin(labels, region_labels) if region is None else np.asarray(region, bool)
     field, fraction = egfr_field(region, affine, rng, amplified, plant)
     return BiopsyPlant(
         field=field,

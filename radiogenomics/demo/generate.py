@@ -16,6 +16,13 @@ import pandas as pd
 
 from radiogenomics.demo import dicom_export
 from radiogenomics.demo.anatomy import HEAD_CENTRE_MNI, build_anatomy, truth_grid
+from radiogenomics.demo.biopsy import (
+    SAMPLE_COLUMNS,
+    TRUTH_COLUMNS,
+    BiopsyPlant,
+    EgfrPlant,
+    plant_egfr_biopsies,
+)
 from radiogenomics.demo.plan import COHORTS, LABEL_COLUMNS, labels_table, plan_demo, resolve_config
 from radiogenomics.demo.sequences import (
     REFERENCE,
@@ -28,7 +35,13 @@ from radiogenomics.demo.sequences import (
     tumour_maps,
     tumour_texture,
 )
-from radiogenomics.demo.tumour import Tumour, build_tumour, habitat_fractions
+from radiogenomics.demo.tumour import (
+    HYPERVASCULAR,
+    HYPOVASCULAR,
+    Tumour,
+    build_tumour,
+    habitat_fractions,
+)
 from radiogenomics.io import atomic_path, write_json, write_tsv
 from radiogenomics.paths import subject_seed
 
@@ -144,6 +157,50 @@ def _write_inputs(
         )
 
 
+def egfr_plant_settings(cfg: dict) -> EgfrPlant:
+    """The demo config's EGFR field and biopsy settings as an EgfrPlant."""
+    f, b = cfg["egfr_field"], cfg["biopsies"]
+    return EgfrPlant(
+        fraction_low=float(f["fraction_low"]),
+        fraction_high=float(f["fraction_high"]),
+        smooth_mm=float(f["smooth_mm"]),
+        rcbv_log_gain=float(f["rcbv_log_gain"]),
+        adc_log_gain=float(f["adc_log_gain"]),
+        n_min=int(b["n_min"]),
+        n_max=int(b["n_max"]),
+        min_distance_mm=float(b["min_distance_mm"]),
+    )
+
+
+def plant_egfr(row: dict, tum: Tumour, maps: dict, affine, seed: int, cfg: dict) -> BiopsyPlant:
+    """EGFR amplification field (amplified subjects) and biopsies (session 01, IDH-wildtype).
+
+    The field lives in the viable tumour (hypervascular and hypovascular cellular habitats):
+    necrotic and nonviable tissue has no tumour cells to carry an amplification, and a surgeon
+    samples viable tumour. Its own generator, so every other image draw stays as it was.
+    """
+    cohort, subject, session = row["cohort"], row["subject"], row["session"]
+    rng = np.random.default_rng(subject_seed(seed, "demo-egfr", cohort, subject, session))
+    viable = np.isin(tum.habitat, (HYPERVASCULAR, HYPOVASCULAR)) & np.isin(tum.labels, (1, 3))
+    plant = plant_egfr_biopsies(
+        tum.labels,
+        maps,
+        affine,
+        rng,
+        row.get("egfr_amplification") == "amplified",
+        subject,
+        session,
+        plant=egfr_plant_settings(cfg),
+        region=viable,
+    )
+    sampled = (
+        cfg["biopsies"]["enabled"] and session == "01" and row.get("idh") == "wildtype"
+    )
+    if not sampled:
+        plant.samples = plant.samples.iloc[0:0]
+    return plant
+
+
 def simulate_session(
     row: dict, anat, seed: int, sequences: tuple[str, ...] = SEQUENCES, moved: bool = True
 ) -> tuple[dict, Tumour, dict]:
@@ -151,10 +208,25 @@ def simulate_session(
 
     `moved=False` renders every sequence unmoved on the truth grid (same noise), for checks.
     """
+    images, tum, transforms, _ = simulate_session_planted(row, anat, seed, sequences, moved)
+    return images, tum, transforms
+
+
+def simulate_session_planted(
+    row: dict,
+    anat,
+    seed: int,
+    sequences: tuple[str, ...] = SEQUENCES,
+    moved: bool = True,
+    demo_cfg: dict | None = None,
+) -> tuple[dict, Tumour, dict, BiopsyPlant]:
+    """`simulate_session` plus the EGFR amplification plant (field, biopsies) it rendered."""
     cohort, subject, session = row["cohort"], row["subject"], row["session"]
     rng = np.random.default_rng(subject_seed(seed, "demo-images", cohort, subject, session))
     tum = build_tumour(row, anat, rng)
     maps = tumour_maps(row, tum, rng)
+    plant = plant_egfr(row, tum, maps, anat.affine, seed, resolve_config(demo_cfg))
+    maps = plant.maps
     head_centre = (anat.mni_to_subject @ np.append(HEAD_CENTRE_MNI, 1.0))[:3]
     transforms: dict = {"reference": REFERENCE, "sequences": {}}
     images = {}
@@ -194,13 +266,13 @@ def simulate_session(
                 seq, row, cohort, anat, tum, maps, xfm, seq_rng, tex, bias
             )
     transforms["tumour_centre_mm"] = tum.centre_world.tolist()
-    return images, tum, transforms
+    return images, tum, transforms, plant
 
 
 def generate_session(row: dict, anat, cfg: dict, seed: int, root: Path) -> dict:
     """Render, write inputs and truth of one session; returns its realised habitat fractions."""
     cohort, subject, session = row["cohort"], row["subject"], row["session"]
-    images, tum, transforms = simulate_session(row, anat, seed)
+    images, tum, transforms, plant = simulate_session_planted(row, anat, seed, demo_cfg=cfg)
     _write_inputs(cohort, subject, session, images, anat.affine, root, seed)
 
     td = truth_dir(root, cohort, subject, session)
@@ -213,6 +285,10 @@ def generate_session(row: dict, anat, cfg: dict, seed: int, root: Path) -> dict:
         "at M @ p for every truth voxel p; 'inverse' maps sequence world to truth world."
     )
     write_json(transforms, td / "transforms.json")
+    save_nifti_fast(nifti(plant.field.astype(np.float32), anat.affine), td / "egfr_field.nii.gz")
+    # Biopsy samples with their truth (field value at the point); the pipeline's table, without
+    # the truth column, is assembled per cohort by write_demo_biopsies.
+    write_tsv(plant.samples.assign(cohort=cohort), td / "biopsies.tsv")
     voxel_ml = float(abs(np.linalg.det(anat.affine[:3, :3]))) / 1000.0
     fr = {
         "cohort": cohort,
@@ -254,6 +330,29 @@ def generate_subject(
     with atomic_path(flag) as tmp:
         tmp.write_text("".join(f"{cohort}\t{subject}\t{r['session']}\n" for r in results))
     return results
+
+
+def biopsy_table(root: Path, cohort: str, subjects: list[str], with_truth: bool = False):
+    """A cohort's biopsy table from the sessions' truth files (`truth/.../biopsies.tsv`)."""
+    marker = "egfr_amplification"
+    frames = []
+    for path in sorted((Path(root) / "truth" / cohort).glob("sub-*/ses-*/biopsies.tsv")):
+        if path.parent.parent.name[4:] in set(subjects) and path.stat().st_size:
+            frames.append(pd.read_csv(path, sep="\t", dtype={"subject": str, "session": str}))
+    cols = [*SAMPLE_COLUMNS, marker, *(TRUTH_COLUMNS if with_truth else ())]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    df = pd.concat(frames, ignore_index=True)
+    df["session"] = df["session"].str.zfill(2)
+    df["sequence"] = df["sequence"].fillna("")
+    return df[cols].sort_values(["subject", "session", "sample_id"]).reset_index(drop=True)
+
+
+def write_demo_biopsies(root: Path, cohort: str, subjects: list[str], out: Path) -> int:
+    """Write the pipeline's biopsy table of one demo cohort (no truth columns); returns rows."""
+    table = biopsy_table(root, cohort, subjects)
+    write_tsv(table, out)
+    return len(table)
 
 
 def planted_table(plan: pd.DataFrame) -> pd.DataFrame:

@@ -36,7 +36,19 @@ WM_CENTRES = np.array(
 # Midline sites for H3K27-altered tumours: thalamus and pons, x kept near 0 so the tumour crosses.
 MIDLINE_CENTRES = np.array([(0, -18, 6), (0, -28, -30)], dtype=float)
 
-MARKER_COLUMNS = ("idh", "codeletion_1p19q", "mgmt", "egfr", "cdkn2ab", "h3k27", "tert")
+MARKER_COLUMNS = (
+    "idh", "codeletion_1p19q", "mgmt", "egfr_amplification", "egfrviii", "chr7_gain_chr10_loss",
+    "cdkn2ab", "h3k27", "tert",
+)  # fmt: skip
+# WHO CNS5 integrated types as planted (the generative logic below, written independently of
+# radiogenomics.cohort.who_cns5 so the pipeline's derivation can be checked against it).
+WHO_PLANTED = {
+    "oligo": "oligodendroglioma_idhmut_codel",
+    "astro": "astrocytoma_idhmut",
+    "dmg": "diffuse_midline_glioma_h3k27",
+    "gbm": "glioblastoma_idhwt",
+    "none": "not_derivable",
+}
 LABEL_COLUMNS = (
     "subject", "site", "scanner", "age", "sex", *MARKER_COLUMNS,
     "os_days", "os_event", "pfs_days", "pfs_event", "progression",
@@ -84,7 +96,7 @@ def _cohort_markers(rng: np.random.Generator, n: int, cfg: dict) -> pd.DataFrame
     codel = np.zeros(n, dtype=bool)
     mut_idx = np.flatnonzero(idh)
     # 1p/19q codeletion only exists in IDH-mutant tumours (oligodendroglioma), ~40% of them.
-    codel[mut_idx] = _balanced(rng, len(mut_idx), 0.4)
+    codel[mut_idx] = _balanced(rng, len(mut_idx), float(cfg["codeletion_fraction"]))
     # T2-FLAIR mismatch in ~half of IDH-mutant, 1p/19q-intact tumours (at least one if any exist).
     mismatch = np.zeros(n, dtype=bool)
     astro_idx = np.flatnonzero(idh & ~codel)
@@ -101,21 +113,39 @@ def _cohort_markers(rng: np.random.Generator, n: int, cfg: dict) -> pd.DataFrame
         h3[wt_idx] = _balanced(rng, len(wt_idx), 0.12, minimum=1 if len(wt_idx) >= 2 else 0)
     u = rng.random((5, n))
     mgmt = np.where(idh, u[0] < 0.8, u[0] < 0.45)
-    egfr = np.where(idh | h3, u[1] < 0.05, u[1] < 0.45)
+    # EGFR amplification: IDH-wildtype adult glioblastoma (not H3 K27-altered), a fixed share.
+    egfr = np.zeros(n, dtype=bool)
+    gbm_idx = np.flatnonzero(~idh & ~h3)
+    egfr[gbm_idx] = _balanced(rng, len(gbm_idx), float(cfg["egfr_amplified_fraction"]))
+    # EGFRvIII occurs (almost) only in EGFR-amplified tumours: a share of them.
+    viii = np.zeros(n, dtype=bool)
+    amp_idx = np.flatnonzero(egfr)
+    viii[amp_idx] = _balanced(rng, len(amp_idx), float(cfg["egfrviii_fraction"]))
     cdkn = np.where(idh, u[2] < 0.15, u[2] < 0.5)
     tert = np.where(codel, u[3] < 0.95, np.where(idh, u[3] < 0.1, u[3] < 0.7))
     tert &= ~h3
+    # +7/-10 in most IDH-wildtype glioblastomas, never in IDH-mutant or midline tumours here.
+    cnv = ~idh & ~h3 & (u[4] < 0.6)
     return pd.DataFrame(
         {
             "idh": np.where(idh, "mutant", "wildtype"),
             "codeletion_1p19q": np.where(codel, "codeleted", "intact"),
             "mgmt": np.where(mgmt, "methylated", "unmethylated"),
-            "egfr": np.where(egfr, "amplified", "not_amplified"),
+            "egfr_amplification": np.where(egfr, "amplified", "not_amplified"),
+            "egfrviii": np.where(viii, "positive", "negative"),
+            "chr7_gain_chr10_loss": np.where(cnv, "present", "absent"),
             "cdkn2ab": np.where(cdkn, "deleted", "intact"),
             "h3k27": np.where(h3, "altered", "wildtype"),
             "tert": np.where(tert, "mutant", "wildtype"),
             "mismatch": mismatch,
             "midline": h3,
+            "who_cns5_planted": [
+                WHO_PLANTED[
+                    "dmg" if h else ("oligo" if c else "astro") if i
+                    else ("gbm" if (e or t or v) else "none")
+                ]
+                for i, c, h, e, t, v in zip(idh, codel, h3, egfr, tert, cnv, strict=True)
+            ],
         }
     )
 
@@ -151,7 +181,8 @@ def _tumour_params(rng: np.random.Generator, row: dict, cfg: dict) -> dict:
     """Geometry, habitat fractions and signal parameters of one subject's tumour (session 1)."""
     idh = row["idh"] == "mutant"
     mgmt = row["mgmt"] == "methylated"
-    egfr = row["egfr"] == "amplified"
+    egfr = row["egfr_amplification"] == "amplified"
+    viii = row["egfrviii"] == "positive"
     tert = row["tert"] == "mutant"
     if row["midline"]:
         centre = MIDLINE_CENTRES[rng.integers(len(MIDLINE_CENTRES))].copy()
@@ -199,6 +230,10 @@ def _tumour_params(rng: np.random.Generator, row: dict, cfg: dict) -> dict:
         "heterogeneity": 0.45 if row["midline"] else float(rng.uniform(0.85, 1.15)),
         "adc_scale": float(np.exp(rng.normal(0.1 if idh else 0.0, 0.08))),
         "enhancement_gain": float(rng.uniform(0.7, 1.1)) if enhancing else 0.0,
+        # EGFRvIII: a peritumoural signature (oedema: higher rCBV, lower ADC, lower FLAIR).
+        "edema_rcbv_scale": float(np.exp(cfg["egfrviii_edema_rcbv_log_gain"])) if viii else 1.0,
+        "edema_adc_scale": float(np.exp(cfg["egfrviii_edema_adc_log_gain"])) if viii else 1.0,
+        "edema_flair_scale": float(np.exp(cfg["egfrviii_edema_flair_log_gain"])) if viii else 1.0,
     }
 
 

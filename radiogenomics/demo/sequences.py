@@ -134,6 +134,9 @@ def tumour_maps(row: dict, tum: Tumour, rng: np.random.Generator) -> dict[str, n
         mean, sd = ADC[key]
         adc[mask] = (mean + sd * het * z_adc[mask]) * float(row["adc_scale"])
         cbv[mask] = RCBV[key] * np.exp(rcbv_log_offset(key, row, het * z_cbv[mask]))
+        if key == "edema":  # EGFRvIII's peritumoural signature (1.0 without it)
+            adc[mask] *= float(row.get("edema_adc_scale", 1.0))
+            cbv[mask] *= float(row.get("edema_rcbv_scale", 1.0))
     return {"adc": np.clip(adc, 50, None), "rcbv": cbv}
 
 
@@ -159,6 +162,8 @@ def tumour_signal(seq: str, row: dict, tum: Tumour, tex: np.ndarray) -> dict:
         v = np.full(int(mask.sum()), TUMOUR[key][col], np.float32)
         if seq == "t1ce":
             v = v + TUMOUR[key][2] * float(row["enhancement_gain"])
+        if seq == "flair" and key == "edema":  # EGFRvIII: lower peritumoural FLAIR
+            v = v * float(row.get("edema_flair_scale", 1.0))
         out[key] = (mask, v * tex[mask])
     if row["mismatch"]:
         # T2-FLAIR mismatch: T2 homogeneously bright, FLAIR suppressed centrally, bright thin rim.

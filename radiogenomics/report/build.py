@@ -150,11 +150,26 @@ def build_marker_summary(
     write_text(
         table_html(
             summary,
-            "Markers: this run next to the review",
-            note="Review figures are context from the literature, not a target; "
-            "blank where not transcribed (see config/review_reference.yaml).",
+            "Markers: every strategy, its role, verdict and subgroup",
+            note="verdict: 'no evidence' when the out-of-fold AUC interval lies below 0.5, the "
+            "primary's permutation p exceeds cohort.evidence_alpha, a comparison's interval "
+            "reaches 0.5, or a subtypes strategy's smallest FDR q exceeds it; only a primary "
+            "with evidence is selected. within / n_within: the subgroup the marker is analysed in.",
         ),
         out["table_html"],
+    )
+    comparison = markers.review_comparison(cv, review)
+    write_tsv(comparison, out["review"])
+    write_text(
+        table_html(
+            comparison,
+            "The review's figures side by side with this run",
+            note="Figures reported in 'Imaging Genomics of Glioma Revisited' (AJNR 2024) from the "
+            "studies it cites (reference numbers): other cohorts and methods, context only, never "
+            "a target. The review reports accuracy; this run's balanced accuracy is beside it "
+            "(config/review_reference.yaml).",
+        ),
+        out["review_html"],
     )
     if cv.empty and val.empty:
         message_figure(out["figure"], "no marker metrics were produced in this run", "Markers")

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from radiogenomics.labels import MARKERS as LABEL_MARKERS
 from radiogenomics.report.style import NEUTRAL, apply_style, colour_for, save_figure
 
 # Canonical markers of docs/developer_contract.md, in the report's display order.
-MARKERS = ("idh", "codeletion_1p19q", "mgmt", "egfr", "cdkn2ab", "h3k27", "tert")
+MARKERS = tuple(LABEL_MARKERS)
 FAILURE_COLUMNS = ["cohort", "subject", "session", "stage", "file", "message"]
 
 

@@ -25,24 +25,34 @@ SUMMARY_KEYS = (
 )
 
 
+REVIEW_COLUMNS = [
+    "marker", "biology", "review_strategy", "method", "metric", "review_value", "review_text",
+    "review_ref", "compare",
+]  # fmt: skip
+
+
 def load_review_reference(path: str | Path) -> pd.DataFrame:
-    """The review's per-marker figures (config/review_reference.yaml); blanks stay NaN."""
+    """The review's figures (config/review_reference.yaml), one row per figure (a marker without
+    one keeps a row with its strategy); the habitat figures under marker `habitats`."""
     data = yaml.safe_load(Path(path).read_text()) or {}
-    rows = [{"marker": m, **(v or {})} for m, v in (data.get("markers") or {}).items()]
-    cols = [
-        "marker",
-        "biology",
-        "review_strategy",
-        "review_metric",
-        "review_value",
-        "review_source",
-    ]
-    df = pd.DataFrame(rows)
-    for col in cols:
-        if col not in df:
-            df[col] = np.nan
+    rows = []
+
+    def figure_row(marker: str, base: dict, fig: dict) -> dict:
+        return {"marker": marker, **base, "method": fig.get("method", ""),
+                "metric": fig.get("metric", ""), "review_value": fig.get("value"),
+                "review_text": fig.get("text", ""), "review_ref": fig.get("ref", ""),
+                "compare": fig.get("compare", "")}  # fmt: skip
+
+    for marker, spec in (data.get("markers") or {}).items():
+        spec = spec or {}
+        base = {"biology": spec.get("biology", ""),
+                "review_strategy": spec.get("review_strategy", "")}  # fmt: skip
+        rows += [figure_row(marker, base, fig) for fig in spec.get("figures") or [{}]]
+    hab = {"biology": "", "review_strategy": "habitats"}
+    rows += [figure_row("habitats", hab, fig) for fig in data.get("habitats") or []]
+    df = pd.DataFrame(rows, columns=REVIEW_COLUMNS)
     df["review_value"] = pd.to_numeric(df["review_value"], errors="coerce")
-    return df[cols]
+    return df
 
 
 def metrics_summary(df: pd.DataFrame) -> dict[str, float]:
@@ -79,13 +89,32 @@ def _read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t") if path.stat().st_size else pd.DataFrame()
 
 
+VERDICT_KEYS = (
+    "model", "role", "verdict", "verdict_basis", "selected", "within", "n_within", "n_discovery",
+    "permutation_p", "n_permutations", "association_q_min", "status",
+)  # fmt: skip
+
+
 def collect_marker_metrics(markers_root: str | Path) -> pd.DataFrame:
-    """Headline CV metrics of every `{marker}/{strategy}/cv_metrics.tsv` under `markers_root`."""
+    """Headline CV metrics of every `{marker}/{strategy}/cv_metrics.tsv` under `markers_root`,
+    with the marker summary's role, verdict and selection when `{marker}/summary.tsv` exists."""
     rows = []
     for path in sorted(Path(markers_root).glob("*/*/cv_metrics.tsv")):
         summary = metrics_summary(_read(path))
         rows.append({"marker": path.parent.parent.name, "strategy": path.parent.name, **summary})
-    return pd.DataFrame(rows, columns=["marker", "strategy", *SUMMARY_KEYS])
+    cv = pd.DataFrame(rows, columns=["marker", "strategy", *SUMMARY_KEYS])
+    frames = []
+    for path in sorted(Path(markers_root).glob("*/summary.tsv")):
+        s = _read(path)
+        if len(s) and "strategy" in s:
+            keep = [k for k in VERDICT_KEYS if k in s.columns]
+            frames.append(s[["strategy", *keep]].assign(marker=path.parent.name))
+    if frames:
+        cv = cv.merge(pd.concat(frames, ignore_index=True), on=["marker", "strategy"], how="left")
+    for k in VERDICT_KEYS:
+        if k not in cv.columns:
+            cv[k] = np.nan
+    return cv
 
 
 def collect_validation_metrics(validation_root: str | Path) -> pd.DataFrame:
@@ -93,20 +122,24 @@ def collect_validation_metrics(validation_root: str | Path) -> pd.DataFrame:
     rows = []
     for path in sorted(Path(validation_root).glob("*/*/metrics.tsv")):
         df = _read(path)
-        if "harmonisation" in df.columns:
-            groups = list(df.groupby("harmonisation", sort=True))
-        else:
-            groups = [("", df)]
-        for harm, sub in groups:
+        if "strategy" not in df.columns:
+            df = df.assign(strategy="")
+        if "harmonisation" not in df.columns:
+            df = df.assign(harmonisation="")
+        if "auc" in df.columns:
+            df = df[df["auc"].notna()]
+        for (strategy, harm), sub in df.groupby(["strategy", "harmonisation"], sort=False):
             rows.append(
                 {
                     "marker": path.parent.parent.name,
                     "cohort": path.parent.name,
+                    "strategy": strategy,
                     "harmonisation": harm,
                     **metrics_summary(sub),
                 }
             )
-    return pd.DataFrame(rows, columns=["marker", "cohort", "harmonisation", *SUMMARY_KEYS])
+    cols = ["marker", "cohort", "strategy", "harmonisation", *SUMMARY_KEYS]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def _auc_text(rec: pd.Series) -> str:
@@ -119,98 +152,157 @@ def _auc_text(rec: pd.Series) -> str:
     return f"{rec['auc']:.2f}{ci}"
 
 
+def _ordered_markers(*frames: pd.DataFrame) -> list[str]:
+    order = {m: i for i, m in enumerate(MARKERS)}
+    names = set().union(*(set(f["marker"].dropna()) for f in frames if "marker" in f))
+    return sorted(names, key=lambda m: (order.get(m, 99), m))
+
+
+def _fmt(value, spec: str = ".3f") -> str:
+    return "" if value is None or pd.isna(value) else format(float(value), spec)
+
+
 def marker_summary(
     cv: pd.DataFrame, validation: pd.DataFrame, review: pd.DataFrame
 ) -> pd.DataFrame:
-    """One row per marker and strategy: our CV and validation AUCs next to the review's figure."""
+    """One row per marker and strategy: role, verdict, subgroup, CV and validation AUCs, and the
+    review's strategy for the marker."""
     rows = []
-    order = {m: i for i, m in enumerate(MARKERS)}
-    markers = sorted(
-        set(cv["marker"]) | set(validation["marker"]), key=lambda m: (order.get(m, 99), m)
-    )
-    for marker in markers:
+    for marker in _ordered_markers(cv, validation):
         rev = review[review["marker"] == marker]
         rev = rev.iloc[0] if len(rev) else pd.Series(dtype=object)
         val = validation[validation["marker"] == marker]
-        val_text = "; ".join(
-            f"{r.cohort}{f' [{r.harmonisation}]' if r.harmonisation else ''}: "
-            f"{_auc_text(r._asdict())}"
-            for r in val.itertuples(index=False)
-        )
         strategies = cv[cv["marker"] == marker]
         if strategies.empty:
             strategies = pd.DataFrame([{"marker": marker, "strategy": ""}])
         for _, rec in strategies.iterrows():
+            mine = val[val["strategy"].isin([rec.get("strategy"), ""])]
+            val_text = "; ".join(
+                f"{r.cohort}{f' [{r.harmonisation}]' if r.harmonisation else ''}: "
+                f"{_auc_text(r._asdict())}"
+                for r in mine.itertuples(index=False)
+                if pd.notna(getattr(r, "auc", np.nan))
+            )
+            within = rec.get("within")
             rows.append(
                 {
                     "marker": marker,
                     "strategy": rec.get("strategy", ""),
+                    "role": rec.get("role", ""),
+                    "verdict": rec.get("verdict", ""),
+                    "selected": bool(rec.get("selected")) and pd.notna(rec.get("selected")),
+                    "within": "" if pd.isna(within) else within,
+                    "n_within": rec.get("n_within"),
                     "n": rec.get("n"),
                     "n_pos": rec.get("n_pos"),
                     "cv_auc": rec.get("auc"),
                     "cv_auc_ci": _auc_text(rec),
+                    "balanced_accuracy": rec.get("balanced_accuracy"),
+                    "permutation_p": rec.get("permutation_p"),
+                    "association_q_min": rec.get("association_q_min"),
                     "validation_auc": val_text,
+                    "verdict_basis": rec.get("verdict_basis", ""),
                     "review_strategy": rev.get("review_strategy", ""),
-                    "review_metric": rev.get("review_metric", ""),
-                    "review_value": rev.get("review_value", np.nan),
-                    "review_source": rev.get("review_source", ""),
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def _matching(cv: pd.DataFrame, marker: str, compare: str) -> pd.DataFrame:
+    """This run's strategies of a marker that a review figure is compared with: the strategy
+    name or model contains `compare` (cnn, lasso, radiomics, maps, histogram, radscore)."""
+    sub = cv[cv["marker"] == marker]
+    if not compare or sub.empty:
+        return sub.iloc[0:0]
+    hit = sub["strategy"].astype(str).str.contains(compare, regex=False)
+    hit |= sub["model"].astype(str).str.contains(compare, regex=False)
+    return sub[hit]
+
+
+def review_comparison(cv: pd.DataFrame, review: pd.DataFrame) -> pd.DataFrame:
+    """The review's figures side by side with this run's comparable strategies: balanced
+    accuracy next to a reported accuracy, AUC with its interval, the verdict."""
+    rows = []
+    for rec in review.to_dict("records"):
+        base = {
+            "marker": rec["marker"],
+            "review_method": rec["method"],
+            "review_figure": rec["review_text"],
+            "review_metric": rec["metric"],
+            "review_value": rec["review_value"],
+            "review_ref": rec["review_ref"],
+        }
+        mine = _matching(cv, rec["marker"], str(rec.get("compare") or ""))
+        if mine.empty:
+            where = rec.get("compare") if rec["marker"] == "habitats" else "no comparable strategy"
+            rows.append({**base, "this_run": str(where or ""), "this_run_balanced_accuracy": np.nan,
+                         "this_run_auc": "", "this_run_verdict": ""})  # fmt: skip
+            continue
+        for r in mine.to_dict("records"):
+            within = "" if pd.isna(r.get("within")) or not r.get("within") else f", {r['within']}"
+            n = _fmt(r.get("n"), ".0f")
+            # A strategy that did not run has no n: say so rather than "n=".
+            size = f"n={n}{within}" if n else "not run"
+            rows.append({**base, "this_run": f"{r['strategy']} ({size})",
+                         "this_run_balanced_accuracy": r.get("balanced_accuracy"),
+                         "this_run_auc": _auc_text(pd.Series(r)),
+                         "this_run_verdict": r.get("verdict", "")})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def marker_summary_figure(
     cv: pd.DataFrame, validation: pd.DataFrame, review: pd.DataFrame, path: str | Path
 ) -> None:
-    """AUC per marker: CV estimate and interval per strategy, validation AUCs, review figure."""
+    """Left: nested-CV AUC (interval) per strategy and external validation AUCs. Right: each
+    strategy's balanced accuracy beside the accuracies the review reports (black stars, context).
+    Hollow markers: strategies without evidence."""
     apply_style()
-    order = {m: i for i, m in enumerate(MARKERS)}
-    markers = sorted(
-        set(cv["marker"]) | set(validation["marker"]), key=lambda m: (order.get(m, 99), m)
-    )
-    strategies = sorted(cv["strategy"].dropna().unique())
-    fig, ax = plt.subplots(figsize=(8.5, 1.4 + 0.7 * max(len(markers), 1)))
+    cv = cv[cv["auc"].notna() | cv["marker"].isin(review["marker"])]
+    markers = _ordered_markers(cv, validation)
+    strategies = sorted(cv.loc[cv["auc"].notna(), "strategy"].dropna().unique())
+    fig, (ax, bx) = plt.subplots(
+        1, 2, figsize=(12, 1.6 + 0.75 * max(len(markers), 1)), sharey=True,
+        gridspec_kw={"width_ratios": [3, 2]},
+    )  # fmt: skip
     width = 0.6 / max(len(strategies), 1)
+    labelled: set[str] = set()
     for si, strategy in enumerate(strategies):
-        sub = cv[cv["strategy"] == strategy]
+        sub = cv[(cv["strategy"] == strategy) & cv["auc"].notna()]
         for _, rec in sub.iterrows():
             y = markers.index(rec["marker"]) - 0.3 + width * (si + 0.5)
+            hollow = rec.get("verdict") == "no evidence"
+            style = {"color": colour_for(si), "mfc": "white" if hollow else colour_for(si)}
+            label = None if strategy in labelled else f"{strategy}"
+            labelled.add(strategy)
             if pd.notna(rec.get("auc_ci_low")) and pd.notna(rec.get("auc_ci_high")):
                 ax.plot([rec["auc_ci_low"], rec["auc_ci_high"]], [y, y], color=colour_for(si), lw=2)
             # A shape per strategy as well as a colour, so strategies stay apart in greyscale.
-            ax.plot(
-                rec["auc"],
-                y,
-                SHAPES[si % len(SHAPES)],
-                color=colour_for(si),
-                label=f"CV: {strategy}" if rec["marker"] == sub["marker"].iloc[0] else None,
-            )
+            ax.plot(rec["auc"], y, SHAPES[si % len(SHAPES)], label=label, **style)
+            if pd.notna(rec.get("balanced_accuracy")):
+                bx.plot(rec["balanced_accuracy"], y, SHAPES[si % len(SHAPES)], **style)
     for j, (_, rec) in enumerate(validation.dropna(subset=["auc"]).iterrows()):
-        ax.plot(
-            rec["auc"],
-            markers.index(rec["marker"]),
-            "s",
-            mfc="none",
-            mec="black",
-            ms=8,
-            label="external validation" if j == 0 else None,
-        )
+        if rec["marker"] in markers:
+            ax.plot(rec["auc"], markers.index(rec["marker"]), "s", mfc="none", mec="black", ms=8,
+                    label="external validation" if j == 0 else None)  # fmt: skip
     shown = review[review["marker"].isin(markers) & review["review_value"].notna()]
+    shown = shown[shown["metric"] == "accuracy"]
     for j, (_, rec) in enumerate(shown.iterrows()):
-        ax.plot(
-            rec["review_value"],
-            markers.index(rec["marker"]),
-            "*",
-            color="black",
-            ms=11,
-            label="review (context)" if j == 0 else None,
-        )
-    ax.axvline(0.5, color="grey", ls=":", lw=1)
+        bx.plot(rec["review_value"], markers.index(rec["marker"]), "*", color="black", ms=11,
+                label="review: reported accuracy (context)" if j == 0 else None)  # fmt: skip
+        bx.annotate(f"{rec['method']} {rec['review_value']:.0%} {rec['review_ref']}",
+                    (rec["review_value"], markers.index(rec["marker"]) + 0.32), fontsize=6,
+                    ha="center")  # fmt: skip
+    for a in (ax, bx):
+        a.axvline(0.5, color="grey", ls=":", lw=1)
+        a.set_xlim(0.3, 1.0)
     ax.set_yticks(range(len(markers)), markers)
     ax.invert_yaxis()
-    ax.set_xlim(0.3, 1.0)
     ax.set_xlabel("ROC AUC (unitless; 0.5 = chance)")
-    ax.set_title("Per-marker performance: nested-CV AUC (95% interval) and external validation")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    bx.set_xlabel("balanced accuracy (this run) / accuracy (review)")
+    ax.set_title("Nested-CV AUC (95% interval), external validation; hollow = no evidence",
+                 fontsize=9)  # fmt: skip
+    bx.set_title("This run next to the review's reported figures", fontsize=9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=7, ncol=4)
+    bx.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)

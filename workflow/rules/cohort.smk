@@ -137,6 +137,33 @@ rule check_usable_subjects:
 ruleorder: aggregate_features > validate_labels
 
 
+# WHO CNS5 integrated type per subject from the labels that exist (midline from `location`).
+WHO = "results/who_cns5"
+COHORT_TARGETS["who_cns5"] = [f"{WHO}/who_cns5.tsv", f"{WHO}/counts.tsv"]
+REPORT_SECTIONS["who_cns5"] = "Cohorts"
+
+
+rule who_cns5:
+    input:
+        features="results/cohort/features.tsv",
+        labels="results/cohort/labels.tsv",
+    output:
+        types=f"{WHO}/who_cns5.tsv",
+        counts=f"{WHO}/counts.tsv",
+    log:
+        "logs/who_cns5.log",
+    benchmark:
+        "benchmarks/rules/who_cns5.tsv"
+    conda:
+        "../../envs/modelling.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../../scripts/who_cns5.py"
+
+
 # Report: feature families, site effects before/after ComBat, and ICC robustness.
 rule report_feature_families:
     input:

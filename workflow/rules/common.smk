@@ -122,3 +122,23 @@ def stage_results():
     built through them; listing them here too would add DAG edges per subject for nothing.
     """
     return [path for paths in COHORT_TARGETS.values() for path in paths]
+
+
+def subject_flags(cohort):
+    """Done flags of every demo subject of one cohort (DEMO_ROOT: demo.smk)."""
+    subjects = sorted(set(SUBJECTS.loc[SUBJECTS["cohort"] == cohort, "subject"]))
+    return [f"{DEMO_ROOT}/.done/{cohort}/{s}.done" for s in subjects]
+
+
+def strategies_of_kind(*kinds):
+    """Alternation of the strategy names of some kinds (STRATEGY_KIND: markers.smk), or a
+    never-matching name if none."""
+    names = sorted(s for s, k in STRATEGY_KIND.items() if k in kinds)
+    return "|".join(names) or "no_strategy_of_this_kind"
+
+
+def cnn_crops(marker, strategy):
+    """The crops file of a cnn strategy (nothing for other kinds)."""
+    if STRATEGY_KIND[strategy] != "cnn":
+        return []
+    return f"results/markers/{marker}/{strategy}/crops.npz"

@@ -53,3 +53,29 @@ rule write_demo_tables:
         seed=config["seed"],
     script:
         "../../scripts/generate_demo_tables.py"
+
+
+# The demo's image-localised biopsy table of one cohort (samples are drawn in the rendered
+# tumours, so it waits for every subject of the cohort; truth stays under truth/).
+rule write_demo_biopsies:
+    input:
+        flags=lambda wc: subject_flags(wc.cohort),
+    output:
+        table=f"{DEMO_ROOT}/biopsies/{{cohort}}.tsv",
+    log:
+        "logs/write_demo_biopsies/{cohort}.log",
+    benchmark:
+        "benchmarks/rules/write_demo_biopsies/{cohort}.tsv"
+    wildcard_constraints:
+        cohort="demo_[ab]",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        root=lambda w, output: Path(output.table).parents[1],
+        subjects=lambda wc: sorted(set(SUBJECTS.loc[SUBJECTS["cohort"] == wc.cohort, "subject"])),
+    script:
+        "../../scripts/write_demo_biopsies.py"

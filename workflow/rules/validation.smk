@@ -1,4 +1,4 @@
-"""Validation stage: each marker's discovery-trained model applied unchanged to validation cohorts."""
+"""Validation stage: each marker's discovery-trained models applied unchanged to validation cohorts."""
 
 VALIDATION_COHORTS = [c["name"] for c in config["cohorts"] if c["role"] == "validation"]
 VAL = "results/validation/{marker}/{cohort}"
@@ -19,6 +19,11 @@ rule external_validation:
             marker=wc.marker,
             strategy=MARKER_STRATEGIES[wc.marker],
         ),
+        crops=lambda wc: [
+            cnn_crops(wc.marker, s)
+            for s in MARKER_STRATEGIES[wc.marker]
+            if STRATEGY_KIND[s] == "cnn"
+        ],
     output:
         metrics=f"{VAL}/metrics.tsv",
         predictions=f"{VAL}/predictions.tsv",
@@ -40,6 +45,11 @@ rule external_validation:
         runtime=15,
     params:
         settings=COH_SETTINGS,
+        crops=lambda wc: {
+            s: cnn_crops(wc.marker, s)
+            for s in MARKER_STRATEGIES[wc.marker]
+            if STRATEGY_KIND[s] == "cnn"
+        },
     script:
         "../../scripts/external_validation.py"
 
@@ -54,6 +64,8 @@ rule report_marker_summary:
         table=f"{REPORT_DIR}/marker_summary.tsv",
         table_html=report_item(f"{REPORT_DIR}/marker_summary.html", "Markers", "all markers"),
         figure=report_item(f"{REPORT_DIR}/marker_summary.png", "Markers", "all markers"),
+        review=f"{REPORT_DIR}/review_comparison.tsv",
+        review_html=report_item(f"{REPORT_DIR}/review_comparison.html", "Markers", "all markers"),
     log:
         "logs/report/report_marker_summary.log",
     benchmark:
