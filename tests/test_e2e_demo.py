@@ -41,7 +41,10 @@ def demo_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("e2e_demo")
     # Small demo trimmed to 4 + 2 subjects (with their second sessions) to keep CI short.
     demo = {"size": "small", "small_n_discovery": 4, "small_n_validation": 2}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(demo_config(demo=demo)))
+    # 20 shuffled-label runs instead of 200: the plumbing is under test here; p's resolution is
+    # tested in tests/test_cohort_marker_biology.py.
+    perms = {"cohort": {"n_permutations": 20}, "biopsy": {"n_permutations": 20}}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(demo_config(demo=demo, **perms)))
     res = snakemake(run_dir, "--cores", "2", "--keep-going")
     assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
     return run_dir
