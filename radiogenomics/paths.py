@@ -82,10 +82,15 @@ SESSION_CHAIN: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
 )
-# Cohort-level files built from every session's chain (relative to the results folder): while one
-# exists, Snakemake would not notice a session's missing intermediate files, so a session job
-# that starts removes them.
-COHORT_GATES = ("cohort/features.tsv", "qc/failures.tsv", "qc/intake_report.tsv")
+# Cohort-level files built from every session's chain (relative to the results folder), with the
+# last per-session job they read: while one exists, Snakemake would not notice a session's missing
+# intermediate files, so a session job up to that one removes it when it starts. (A job after it
+# must not: the file is built, and may be read, while that job still runs.)
+COHORT_GATES = {
+    "qc/intake_report.tsv": "intake_subject",
+    "cohort/features.tsv": "extract_features",
+    "qc/failures.tsv": "extract_features",
+}
 
 
 def chain_position(job: str) -> int:
@@ -97,10 +102,13 @@ def chain_position(job: str) -> int:
 
 
 def stale_after(sd: str | Path, job: str) -> list[Path]:
-    """Files and folders of the session that later jobs of the chain wrote, and the cohort gates."""
-    later = [rel for _, rels in SESSION_CHAIN[chain_position(job) + 1 :] for rel in rels]
+    """Files and folders of the session that later jobs of the chain wrote, and the cohort gates
+    built from this job's outputs."""
+    position = chain_position(job)
+    later = [rel for _, rels in SESSION_CHAIN[position + 1 :] for rel in rels]
     results = Path(sd).parents[2]
-    return [Path(sd) / rel for rel in later] + [results / gate for gate in COHORT_GATES]
+    gates = [gate for gate, last in COHORT_GATES.items() if chain_position(last) >= position]
+    return [Path(sd) / rel for rel in later] + [results / gate for gate in gates]
 
 
 def failure_marker(sd: str | Path) -> Path:

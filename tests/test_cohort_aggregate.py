@@ -144,3 +144,18 @@ def test_ucsf_pdgm_feature_table_cohort(shared_data: Path) -> None:
         load_feature_table(
             {"name": "x", "path": str(path), "feature_table": {**spec, "include": "^nothing"}}
         )
+
+
+def test_usable_subjects_names_the_tied_reason_the_same_way_whatever_the_row_order():
+    from radiogenomics.cohort.aggregate import usable_subjects
+
+    features = pd.DataFrame({"cohort": ["a"], "subject": ["A1"]})
+    rows = [
+        {"cohort": "b", "subject": "B2", "stage": "segment_tumor", "message": "empty ROI"},
+        {"cohort": "b", "subject": "B1", "stage": "intake", "message": "flair missing"},
+    ]
+    for order in (rows, rows[::-1]):
+        table = usable_subjects(["a", "b"], features, pd.DataFrame(order)).set_index("cohort")
+        assert table.loc["a", "usable"] == 1 and table.loc["a", "failed"] == 0
+        assert table.loc["b", "usable"] == 0 and table.loc["b", "failed"] == 2
+        assert table.loc["b", "most_common_reason"] == "intake: flair missing (1 of 2)"

@@ -84,7 +84,9 @@ def atlas_template(tmp_path_factory) -> dict[str, Path]:
 def _preprocess(sd: Path, cfg: dict, log: Path, template: dict[str, Path]) -> dict[str, Path]:
     out = _prep_outputs(sd / "prep")
     settings = {"preprocess": cfg, "maps": ["adc", "rcbv"], "seed": 7}
-    params = {"settings": settings | {"skull_stripped": {"c": False}}}
+    cohort = {"skull_stripped": {"c": False}, "intensities": {"c": "auto"},
+              "bias_corrected": {"c": False}}  # fmt: skip
+    params = {"settings": settings | cohort}
     wildcards = {"cohort": "c", "subject": sd.parent.name[4:], "session": "1"}
     inputs = {"manifest": sd / "anat/manifest.json", **template}
     _run("preprocess_subject.py", FakeSnakemake(inputs, out, params, log, wildcards=wildcards))

@@ -175,6 +175,10 @@ def test_cohorts_without_a_usable_subject_are_named_with_their_reason(runs, tmp_
     message = str(stop.value)
     for cohort in NO_USABLE_SUBJECT:
         assert f"cohort {cohort}: no usable subject" in message, message
-    assert "bad_seg" in message and "most common reason: segment_tumor" in message, message
+    # bad_seg: one empty label (intake) and one failed segmentation; the tie goes to the first reason.
+    assert (
+        "cohort bad_seg: no usable subject (2 failed; most common reason: intake: provided tumour "
+        "labels are empty" in message
+    ), message
     usable = pd.read_csv(out, sep="\t").set_index("cohort")["usable"]
     assert usable["demo_a"] >= 1 and usable["bad_nifti"] >= 1

@@ -74,7 +74,12 @@ def test_a_rerun_removes_what_later_jobs_wrote_and_the_cohort_gates(job):
         results / "cohort" / "features.tsv",
         results / "qc" / "failures.tsv",
     ]
-    kept = [sd / "anat" / "manifest.json", results / "cohort" / "labels.tsv"]
+    # The intake report is built from intake's outputs alone: a later job must leave it alone.
+    kept = [
+        sd / "anat" / "manifest.json",
+        results / "cohort" / "labels.tsv",
+        results / "qc" / "intake_report.tsv",
+    ]
     for path in stale + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("old")

@@ -197,6 +197,8 @@ def usable_subjects(
     for cohort in cohorts:
         fails = failures[failures["cohort"] == cohort]
         reasons = (fails["stage"].astype(str) + ": " + fails["message"].astype(str)).value_counts()
+        # Ties go to the alphabetically first reason, so the message is the same on every machine.
+        reasons = reasons.sort_index().sort_values(ascending=False, kind="stable")
         rows.append(
             {
                 "cohort": cohort,

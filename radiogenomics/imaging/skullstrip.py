@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from radiogenomics.errors import SubjectError
+from radiogenomics.imaging.bias import background_value
 from radiogenomics.imaging.common import (
     read_manifest,
     save_on,
@@ -161,9 +162,17 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
     return m
 
 
+def not_background(data: np.ndarray) -> np.ndarray:
+    """Voxels differing from the constant fill value around the brain: 0 for raw stripped data,
+    but a constant non-zero value when the whole volume was z-scored afterwards."""
+    bg = background_value(data)
+    return np.asarray(data) != (0.0 if bg is None else bg)
+
+
 def nonzero_mask(data: np.ndarray) -> np.ndarray:
-    """Brain mask of already skull-stripped data: non-zero voxels, filled, largest component."""
-    return clean_mask(np.abs(np.asarray(data)) > 0)
+    """Brain mask of already skull-stripped data: non-background voxels, filled, largest
+    component (the background is exactly 0, or another constant after a z-score)."""
+    return clean_mask(not_background(data))
 
 
 def looks_skull_stripped(
@@ -173,8 +182,9 @@ def looks_skull_stripped(
     min_zero_fraction: float = 0.4,
     min_solidity: float = 0.85,
 ) -> bool:
-    """True when exact zeros surround one compact, brain-sized non-zero region."""
-    nz = np.asarray(data) != 0
+    """True when one constant (exact zeros, or a z-score's fill value) surrounds one compact,
+    brain-sized region."""
+    nz = not_background(data)
     if nz.mean() > 1 - min_zero_fraction or nz.sum() == 0:
         return False
     region = clean_mask(nz)
@@ -253,7 +263,14 @@ def skullstrip_subject(
         chosen = "nonzero" if stripped else "hdbet"
     if chosen == "nonzero":
         # Interpolated stripped data has faint non-zero rims; the union of all sequences'
-        # exact non-zeros would grow the mask, so use the input sequence only.
+        # exact non-zeros would grow the mask, so use one sequence only: the reference, which
+        # no registration moved (a registered sequence gains a one-voxel rim: +4 % of the brain
+        # on real BraTS cases, and the automated segmentation's brain statistics with it).
+        ref = manifest.get("reference")
+        if ref in paths and ref != seq:
+            seq = ref
+            img = load_nifti(paths[seq], stage=STAGE, what=f"co-registered {seq}")
+            data = np.asarray(img.dataobj, dtype=np.float32)
         mask = nonzero_mask(data)
     elif chosen == "hdbet":
         mask = hdbet_mask(

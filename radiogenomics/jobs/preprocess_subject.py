@@ -25,7 +25,8 @@ def preprocess_steps(
     """The five steps of `preprocess_subject` for the session the outputs belong to.
 
     `settings`: `preprocess` (the validated config section), `maps` (quantitative maps: no N4,
-    no z-score), `seed` (the run's), `skull_stripped` (cohort -> declared already stripped).
+    no z-score), `seed` (the run's), and per cohort: `skull_stripped` (declared already
+    stripped), `intensities` (auto/raw/normalised), `bias_corrected` (N4 skipped).
     """
     cfg, maps = settings["preprocess"], tuple(settings["maps"])
     cohort, subject, session = entities_from_path(out["manifest"])
@@ -40,6 +41,8 @@ def preprocess_steps(
             iterations=tuple(cfg["n4_iterations"]),
             fit_spacing_mm=cfg["n4_fit_spacing_mm"],
             maps=maps,
+            intensities=settings["intensities"][cohort],
+            bias_corrected=bool(settings["bias_corrected"][cohort]),
         )
 
     def coregister():

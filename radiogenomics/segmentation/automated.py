@@ -61,6 +61,7 @@ class AutomatedParams:
     edge_margin_mm: float = 3.0
     seed_high_z: float = 3.0
     seed_low_z: float = 2.0
+    seed_opening_mm: float = 2.0
     t1_max_z: float = 1.2
     normal_margin_mm: float = 10.0
     search_radius_mm: float = 15.0
@@ -82,6 +83,9 @@ class AutomatedParams:
     adc_margin_mm: float = 3.0
     adc_core_min_ml: float = 0.5
     minor_enhancing_fraction: float = 0.05
+    core_separation_d: float = 1.0
+    enhancing_wm_low: float = 2.5
+    enhancing_wm_high: float = 4.0
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> AutomatedParams:
@@ -179,6 +183,15 @@ def standardised_maps(
     }
 
 
+def ball(radius_mm: float, spacing: np.ndarray) -> np.ndarray:
+    """Structuring element: voxels within `radius_mm` of the centre (anisotropic spacing)."""
+    sp = np.asarray(spacing, dtype=float)
+    r = np.floor(radius_mm / sp + 1e-6).astype(int)
+    grids = np.meshgrid(*[np.arange(-k, k + 1) * s for k, s in zip(r, sp, strict=True)],
+                        indexing="ij")  # fmt: skip
+    return sum(g**2 for g in grids) <= radius_mm**2 + 1e-6
+
+
 def detect_seed(
     z: dict[str, np.ndarray], brain: np.ndarray, spacing: np.ndarray, p: AutomatedParams
 ) -> np.ndarray:
@@ -190,6 +203,13 @@ def detect_seed(
         allowed &= z["t1"] < p.t1_max_z
     score = np.where(allowed, z[key], -np.inf)
     seed = apply_hysteresis_threshold(score, p.seed_low_z, p.seed_high_z)
+    if p.seed_opening_mm > 0:
+        # Thin FLAIR-bright structures (cortical ribbon, periventricular caps, sulci where CSF
+        # suppression failed) bridge the lesion to remote normal tissue; the lesion survives
+        # an opening with a ball of this radius, they do not.
+        opened = largest_component(ndi.binary_opening(seed, ball(p.seed_opening_mm, spacing)))
+        if opened.any():
+            seed = opened
     return ndi.binary_fill_holes(largest_component(seed))
 
 
@@ -232,15 +252,46 @@ def refine_whole_tumour(
 def enclosed_t2_hyperintense(
     z: dict[str, np.ndarray], tumour: np.ndarray, brain: np.ndarray, p: AutomatedParams
 ) -> np.ndarray:
-    """T2-bright voxels the FLAIR lesion encloses slice-wise (FLAIR-suppressed tumour, mismatch)."""
-    if "t2" not in z or "flair" not in z:
+    """T2-bright voxels the FLAIR lesion encloses slice-wise (FLAIR-suppressed tumour, mismatch);
+    without T2, T1-dark ones (fluid is T1-dark as it is T2-bright)."""
+    if "flair" not in z:
         return np.zeros_like(tumour)
-    return fill_holes_2d(tumour) & ~tumour & (z["t2"] > p.enclosed_t2_z) & brain
+    if "t2" in z:
+        fluid = z["t2"] > p.enclosed_t2_z
+    elif "t1" in z or "t1ce" in z:
+        fluid = z["t1" if "t1" in z else "t1ce"] < -p.enclosed_t2_z
+    else:
+        return np.zeros_like(tumour)
+    return fill_holes_2d(tumour) & ~tumour & fluid & brain
 
 
 def normal_tissue_z(x: np.ndarray, normal: np.ndarray) -> np.ndarray:
     """Re-standardise a map against normal tissue only."""
     return robust_z(x, normal)
+
+
+def white_matter_mode(values: np.ndarray, bins: int = 200) -> tuple[float, float]:
+    """(mode, sigma) of the brightest substantial peak of a T1-weighted brain histogram.
+
+    In T1-weighted images normal white matter is the brightest large tissue class, so its peak
+    is the highest-intensity mode (as in WhiteStripe, Shinohara et al., NeuroImage Clin 2014);
+    sigma comes from the peak's upper half-width at half maximum (vessels and enhancement form
+    a long upper tail that a standard deviation would absorb)."""
+    v = np.asarray(values, dtype=np.float64)
+    lo, hi = np.percentile(v, [0.5, 99.5])
+    if hi <= lo:
+        return float(lo), 1.0
+    hist, edges = np.histogram(np.clip(v, lo, hi), bins=bins, range=(lo, hi))
+    h = ndi.gaussian_filter1d(hist.astype(np.float64), 2.0)
+    centres = (edges[:-1] + edges[1:]) / 2
+    inner = h[1:-1]
+    peaks = np.flatnonzero((inner >= h[:-2]) & (inner >= h[2:]) & (inner > 0.2 * h.max())) + 1
+    k = int(peaks[-1]) if peaks.size else int(np.argmax(h))
+    above = np.flatnonzero(h[k:] <= h[k] / 2)
+    j = k + int(above[0]) if above.size else len(h) - 1
+    # Half width at half maximum of a Gaussian is 1.1774 sigma.
+    sigma = max(float(centres[j] - centres[k]) / 1.1774, float(centres[1] - centres[0]))
+    return float(centres[k]), sigma
 
 
 def enhancing_region(
@@ -250,13 +301,21 @@ def enhancing_region(
     spacing: np.ndarray,
     p: AutomatedParams,
 ) -> np.ndarray:
-    """T1ce-bright relative to T1 (outlier against normal tissue) within or at the tumour rim."""
-    if "t1ce" not in z or "t1" not in z or not normal.any():
+    """Enhancement within or at the tumour rim: T1ce-bright relative to T1 when T1 exists,
+    else T1ce-bright against normal-appearing white matter (`enhancement_method` says which)."""
+    if "t1ce" not in z or not normal.any():
         return np.zeros_like(tumour)
-    diff = normal_tissue_z(z["t1ce"] - z["t1"], normal)
-    t1ce = normal_tissue_z(z["t1ce"], normal)
     near = ndi.distance_transform_edt(~tumour, sampling=spacing) <= p.enhancing_search_mm
-    enh = near & (diff > p.enhancing_z) & (t1ce > p.enhancing_t1ce_z)
+    if "t1" in z:
+        diff = normal_tissue_z(z["t1ce"] - z["t1"], normal)
+        t1ce = normal_tissue_z(z["t1ce"], normal)
+        enh = near & (diff > p.enhancing_z) & (t1ce > p.enhancing_t1ce_z)
+    else:
+        # Without T1, enhancement is what is brighter on T1ce than normal white matter, the
+        # brightest normal parenchyma: hysteresis in units of the WM peak's width.
+        mode, sigma = white_matter_mode(z["t1ce"][normal])
+        score = np.where(near, (z["t1ce"] - mode) / sigma, -np.inf)
+        enh = apply_hysteresis_threshold(score, p.enhancing_wm_low, p.enhancing_wm_high)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     enh = drop_small(enh, int(round(p.min_component_ml / voxel_ml)))
     # Keep only enhancement that touches the tumour body (vessels at the rim do not).
@@ -266,18 +325,43 @@ def enhancing_region(
     return enh
 
 
+def core_channels(z: dict[str, np.ndarray]) -> tuple[str, str] | None:
+    """(T1-weighted, T2-weighted) pair the non-enhancing core mixture uses, or None.
+
+    The core (necrosis, non-enhancing tumour) is T1-darker and T2-brighter than oedema. Without
+    T1 the non-enhancing part of T1ce is the T1-weighted contrast; without T2, FLAIR pairs with
+    it, but only T1 darkness separates: necrosis and cysts are often FLAIR-darker than oedema."""
+    t1w = "t1" if "t1" in z else "t1ce" if "t1ce" in z else None
+    t2w = "t2" if "t2" in z else "flair" if "flair" in z else None
+    return (t1w, t2w) if t1w and t2w else None
+
+
 def nonenhancing_core(
     z: dict[str, np.ndarray], tumour: np.ndarray, p: AutomatedParams, rng: np.random.Generator
 ) -> np.ndarray:
-    """The T1-dark, T2-bright mixture class inside the tumour when it separates clearly."""
-    if "t1" not in z or "t2" not in z or tumour.sum() < 100:
+    """The T1-dark (T2-bright) mixture class inside the tumour when it separates clearly."""
+    pair = core_channels(z)
+    if pair is None or tumour.sum() < 100:
         return np.zeros_like(tumour)
-    feats = np.stack([z["t1"], z["t2"]], -1).reshape(-1, 2)
+    with_t2 = pair[1] == "t2"
+    # FLAIR does not pair: necrosis is FLAIR-brighter or -darker than oedema from case to case,
+    # so a 2-D mixture would split along FLAIR; T1 darkness alone decides then.
+    chans = [z[pair[0]], z[pair[1]]] if with_t2 else [z[pair[0]]]
+    feats = np.stack(chans, -1).reshape(-1, len(chans))
     g = GaussianMixture(2, covariance_type="full", random_state=0, reg_covar=1e-3)
     g.fit(feats[sample_indices(tumour, p.max_samples // 3, rng)])
-    contrast = g.means_[:, 1] - g.means_[:, 0]
-    core = int(np.argmax(contrast))
-    if contrast[core] - contrast[1 - core] < p.core_separation_z:
+    if with_t2:
+        contrast = g.means_[:, 1] - g.means_[:, 0]
+        core = int(np.argmax(contrast))
+        separated = contrast[core] - contrast[1 - core] >= p.core_separation_z
+    else:
+        core = int(np.argmin(g.means_[:, 0]))
+        # Ashman's D of the two classes: D > 2 is a clean split; the darker class is still the
+        # best core estimate below that (a cliff at 2 flipped real cases between runs), unless
+        # the classes are indistinct (D < 1: one unimodal population, no core of its own).
+        d = np.sqrt(2) * abs(np.diff(g.means_[:, 0])[0]) / np.sqrt(g.covariances_.sum())
+        separated = d >= p.core_separation_d
+    if not separated:
         return np.zeros_like(tumour)
     idx = np.flatnonzero(tumour)
     post = np.zeros(tumour.size, dtype=np.float32)
@@ -349,13 +433,18 @@ def split_subregions(
     enh = enhancing_region(z, tumour, normal, spacing, p)
     enclosed = fill_holes_2d(ndi.binary_closing(enh, iterations=2)) & ~enh if enh.any() else enh
     net = nonenhancing_core(z, tumour & ~enh, p, rng)
-    method = "t1_t2_mixture"
-    if enh.any():
-        # With enhancement the core is what it bounds; T2-bright parts elsewhere are oedema.
-        net = keep_touching(net, ndi.binary_dilation(enh | enclosed))
-        method = "enhancement"
+    pair = core_channels(z)
+    method = f"{pair[0]}_{pair[1]}_mixture" if pair else "none"
+    if pair and not net.any():
+        method += " (no separate core class)"
     # Barely enhancing tumours (a few spots) have a non-enhancing core the spots do not bound.
     minor = enh.sum() < p.minor_enhancing_fraction * max(int(tumour.sum()), 1)
+    if enh.any() and not minor:
+        # With enhancement the core is what it bounds; T1-dark parts elsewhere are oedema.
+        net &= ndi.binary_dilation(enh | enclosed, iterations=2)
+        method = "enhancement"
+    elif enh.any():
+        method = f"enhancement+{method}"
     if adc is not None and minor:
         restricted = restricted_core(adc, tumour, brain, normal, spacing, p)
         if restricted is None:
@@ -372,6 +461,13 @@ def split_subregions(
     labels[core] = NECROSIS
     labels[enh] = ENHANCING
     return labels, method
+
+
+def enhancement_method(images: dict) -> str:
+    """How enhancement is found from the sequences present (provenance for tumor_labels.json)."""
+    if "t1ce" not in images:
+        return "none (no t1ce)"
+    return "t1ce_minus_t1" if "t1" in images else "t1ce_vs_white_matter"
 
 
 def segment_automated(
@@ -399,7 +495,13 @@ def segment_automated_details(
     if "flair" not in images and "t2" not in images:
         raise ValueError("automated segmentation needs flair (or at least t2)")
     out = np.zeros(brain.shape, dtype=np.uint8)
-    info = {"adc_available": "adc" in images, "core_method": "none (no tumour)"}
+    used = [s for s in (*SEQUENCES, "adc") if s in images]
+    info = {
+        "adc_available": "adc" in images,
+        "inputs": used,
+        "core_method": "none (no tumour)",
+        "enhancement_method": enhancement_method(images),
+    }
     if brain.sum() < 1000:
         raise ValueError(f"brain mask has only {int(brain.sum())} voxels")
     # Work inside the brain's bounding box: distance transforms and filters scale with volume.
@@ -419,6 +521,11 @@ def segment_automated_details(
         z, b, tumour, seed_mask, spacing, p, rng, adc=adc
     )
     if adc is None:
-        log.warning("automated segmentation: no ADC map; non-enhancing core from T1/T2 only")
-    log.info("automated segmentation: core from %s", info["core_method"])
+        log.info("automated segmentation: no ADC map; non-enhancing core from %s", used)
+    log.info(
+        "automated segmentation on %s: enhancement %s, core from %s",
+        used,
+        info["enhancement_method"],
+        info["core_method"],
+    )
     return out, info

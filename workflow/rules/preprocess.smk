@@ -13,6 +13,9 @@ PREP_SETTINGS = {
     "seed": config["seed"],
     # Only an explicit `true` skips HD-BET; "auto" (a truthy string) lets the image decide.
     "skull_stripped": {n: c["skull_stripped"] is True for n, c in COHORTS.items()},
+    # Declared input intensities (auto/raw/normalised) and bias correction, per cohort.
+    "intensities": {n: c["intensities"] for n, c in COHORTS.items()},
+    "bias_corrected": {n: c["bias_corrected"] for n, c in COHORTS.items()},
 }
 
 
