@@ -239,3 +239,37 @@ def test_dicom_raw_kinds_are_recognised_by_tags_not_names():
     assert acquisition_kind(dwi, rules) == "dti"
     silent = _series(20, 50, description="PERFUSION")
     assert acquisition_kind(silent) is None and acquisition_kind(silent, rules) == "dsc"
+
+
+def test_dicom_dsc_and_dwi_series_convert_with_timing_and_b_values(tmp_path):
+    # Classic multi-slice series as scanners export them (the demo's writer), through dcm2niix.
+    from radiogenomics.demo.dicom_export import generate_uid, write_series_4d
+    from radiogenomics.intake.dicom import convert_session
+
+    rng = np.random.default_rng(0)
+    affine = np.diag([3.5, 3.5, 5.0, 1.0])
+    common = {"subject": "X1", "session": "01", "uid_seed": "t", "study_date": "20200101",
+              "scanner": {"manufacturer": "GE MEDICAL SYSTEMS", "model": "Signa", "field": 1.5},
+              "study_uid": generate_uid(entropy_srcs=["t", "study"]),
+              "frame_uid": generate_uid(entropy_srcs=["t", "frame"])}  # fmt: skip
+    dsc = (500 + rng.normal(0, 5, (8, 8, 4, 25))).astype(np.float32)
+    write_series_4d(dsc, affine, "dsc", tmp_path / "study" / "dsc",
+                    repetition_time_ms=1500.0, echo_time_ms=45.0, **common)  # fmt: skip
+    bvals = np.array([0.0, 500, 500, 500, 1000, 1000, 1000])
+    bvecs = np.vstack([np.zeros(3), np.eye(3), np.eye(3)])
+    dwi = 400 * np.exp(-bvals * 1e-3)[None, None, None] + rng.normal(0, 2, (8, 8, 4, 7))
+    write_series_4d(dwi.astype(np.float32), affine, "dwi", tmp_path / "study" / "dwi",
+                    repetition_time_ms=6000.0, echo_time_ms=80.0, bvals=bvals, bvecs=bvecs,
+                    **common)  # fmt: skip
+    converted, _ = convert_session(tmp_path / "study", {}, [])
+    assert sorted(converted) == ["dsc", "dwi"]
+    imgs, meta, gradients = converted["dsc"]
+    assert imgs[0].shape == (8, 8, 4, 25) and gradients is None
+    assert meta["RepetitionTime"] == pytest.approx(1.5) and meta["EchoTime"] == pytest.approx(0.045)
+    imgs, meta, (got_b, got_v) = converted["dwi"]
+    assert imgs[0].shape == (8, 8, 4, 7)
+    np.testing.assert_allclose(np.sort(got_b), np.sort(bvals))
+    assert got_v.shape == (3, 7)
+    norms = np.linalg.norm(got_v, axis=0)
+    np.testing.assert_allclose(norms[got_b > 0], 1.0, atol=1e-3)
+    assert np.all(norms[got_b == 0] == 0)
