@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import nibabel as nib
-import numpy as np
 import pandas as pd
 
 from radiogenomics.segmentation.realdata import (

@@ -120,15 +120,3 @@ def test_hdbet_precision_choice():
     assert skullstrip.hdbet_precision("bfloat16") == "bfloat16"
     assert skullstrip.hdbet_precision("auto", device="0") == "float32"
     assert skullstrip.hdbet_precision("auto") in {"float32", "bfloat16"}
-
-
-@pytest.mark.slow
-def test_bfloat16_mask_matches_float32_on_real_head(shared_data):
-    """The bfloat16 network gives the float32 mask on a real whole head (TCGA-FG-6692 T1)."""
-    if skullstrip.hdbet_precision("auto") != "bfloat16":
-        pytest.skip("this CPU has no native bfloat16: the workflow runs HD-BET in float32 here")
-    set_threads(2)
-    img = to_ras(nib.load(str(shared_data.joinpath(*RAW, "t1.nii.gz"))))
-    masks = {p: skullstrip.hdbet_mask(img, precision=p) for p in ("float32", "bfloat16")}
-    assert masks["float32"].sum() * np.prod(img.header.get_zooms()[:3]) / 1000 > 1000
-    assert dice(masks["float32"], masks["bfloat16"]) >= 0.995

@@ -175,10 +175,11 @@ def test_cohorts_without_a_usable_subject_are_named_with_their_reason(runs, tmp_
     message = str(stop.value)
     for cohort in NO_USABLE_SUBJECT:
         assert f"cohort {cohort}: no usable subject" in message, message
-    # bad_seg: one empty label (intake) and one failed segmentation; the tie goes to the first reason.
+    # bad_seg: an empty label image and an undefined label value, both refused at intake; the
+    # tie goes to the alphabetically first reason.
     assert (
-        "cohort bad_seg: no usable subject (2 failed; most common reason: intake: provided tumour "
-        "labels are empty" in message
+        "cohort bad_seg: no usable subject (2 failed; most common reason: intake: provided labels "
+        "contain values [7]" in message
     ), message
     usable = pd.read_csv(out, sep="\t").set_index("cohort")["usable"]
     assert usable["demo_a"] >= 1 and usable["bad_nifti"] >= 1

@@ -65,10 +65,10 @@ def _close(a: dict, b: dict, tol: float = TOLERANCE) -> None:
         assert abs(a[region] - b[region]) <= tol, (region, a, b)
 
 
-@pytest.mark.parametrize("variant", ["zscore_brain", "zscore_volume"])
-def test_zscored_inputs_segment_like_raw(chain, variant):
+def test_zscored_inputs_segment_like_raw(chain):
+    """Z-scored within the brain here; over the whole volume in the non-enhancing case below."""
     base, base_res = chain(HGG, "original")
-    dice, res = chain(HGG, variant)
+    dice, res = chain(HGG, "zscore_brain")
     _close(dice, base)
     # Detected as normalised and shifted, not clipped: the derived brain is the same size.
     assert {v["intensities"] for v in res["n4"].values()} == {"normalised"}
@@ -101,8 +101,6 @@ def test_flair_t1ce_only_finds_core_and_enhancement(chain):
     # Issue targets, met on this expert-labelled case (measured at 2 mm: WT 0.96, TC 0.86,
     # ET 0.83); before, every tumour voxel was oedema (TC = ET = 0).
     assert dice["wt"] >= 0.85 and dice["tc"] >= 0.65 and dice["et"] >= 0.65, dice
-    zdice, _ = chain(HGG, "flair_t1ce+zscore_brain")
-    _close(zdice, dice)
 
 
 def test_flair_t1ce_only_non_enhancing_lgg(chain):
