@@ -67,7 +67,7 @@ def entities_from_path(path: str | Path) -> tuple[str, str, str]:
 # ends in "/"). A rerun of one makes every later one's files stale.
 SESSION_CHAIN: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("intake_subject", ("anat/",)),
-    ("preprocess_subject", ("prep/",)),
+    ("preprocess_subject", ("maps/", "prep/")),
     (
         "segment_tumor",
         ("seg/", "qc/overlay.png", "qc/metrics.tsv", "habitats/voxel_sample.npz"),

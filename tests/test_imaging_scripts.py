@@ -46,6 +46,7 @@ def prep_config():
 
 def _prep_outputs(p: Path) -> dict[str, Path]:
     return {
+        "maps_manifest": p.parent / "maps/manifest.json",
         "n4_manifest": p / "n4/manifest.json",
         "coreg_manifest": p / "coreg/manifest.json",
         "similarity": p / "coreg/similarity.tsv",

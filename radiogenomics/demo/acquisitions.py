@@ -160,7 +160,7 @@ def simulate_dsc(
             r = rotation_matrix(deg)
             m[:3, :3] = r
             m[:3, 3] = centre - r @ centre + shift
-            signal[..., v] = apply_motion(signal[..., v], affine, m)
+            signal[..., v] = apply_motion(signal[..., v], affine, m, mode="nearest")
         motion.append({"rotation_deg_xyz": deg.tolist(), "translation_mm": shift.tolist()})
     sigma = p.noise * float(np.median(np.asarray(s0)[tissue]))
     series = rician(signal, sigma, rng)

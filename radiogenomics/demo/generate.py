@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from radiogenomics.demo import dicom_export
+from radiogenomics.demo import dicom_export, raw
 from radiogenomics.demo.anatomy import HEAD_CENTRE_MNI, build_anatomy, truth_grid
 from radiogenomics.demo.biopsy import (
     SAMPLE_COLUMNS,
@@ -50,7 +50,10 @@ log = logging.getLogger("radiogenomics.demo")
 BIDS_SUFFIX = {
     "t1": ("anat", "T1w"), "t1ce": ("anat", "ce-gadolinium_T1w"), "t2": ("anat", "T2w"),
     "flair": ("anat", "FLAIR"), "adc": ("dwi", "ADC"), "rcbv": ("perf", "rCBV"),
+    "dsc": ("perf", "dsc"), "dwi": ("dwi", "dwi"),
 }  # fmt: skip
+# Ready-made maps a raw-acquisition session ships as raw series instead (map -> acquisition).
+RAW_INSTEAD = {"rcbv": "dsc", "adc": "dwi"}
 SCANNERS = {
     "demo_a": {"manufacturer": "SIEMENS", "model": "Prisma", "field": 3.0},
     "demo_b": {"manufacturer": "GE MEDICAL SYSTEMS", "model": "Signa HDxt", "field": 1.5},
@@ -269,13 +272,100 @@ def simulate_session_planted(
     return images, tum, transforms, plant
 
 
+def is_raw(row: dict) -> bool:
+    """Whether a planned session ships raw DSC/DWI series instead of rCBV/ADC maps."""
+    return bool(row.get("raw_acquisitions", False)) and str(row["raw_acquisitions"]) != "False"
+
+
+def _write_raw(
+    cohort: str, subject: str, session: str, acquisitions: dict, root: Path, seed: int
+) -> None:
+    """Write the raw DSC/DWI series of one session in the cohort's layout (BIDS or DICOM)."""
+    if cohort == "demo_a":
+        for kind, acq in acquisitions.items():
+            path = bids_path(root, subject, session, kind)
+            stem = path.name[: -len(".nii.gz")]
+            img = nifti(np.clip(np.round(acq["series"]), 0, 32767).astype(np.int16), acq["affine"])
+            # BIDS: pixdim[4] is the volume spacing of a time series.
+            if kind == "dsc":
+                img.header.set_zooms(
+                    (*img.header.get_zooms()[:3], acq["sidecar"]["RepetitionTime"])
+                )
+            save_nifti_fast(img, path)
+            write_json(acq["sidecar"], path.with_name(stem + ".json"))
+            if kind == "dwi":
+                with atomic_path(path.with_name(stem + ".bval")) as tmp:
+                    tmp.write_text(" ".join(f"{b:g}" for b in acq["bvals"]) + "\n")
+                with atomic_path(path.with_name(stem + ".bvec")) as tmp:
+                    tmp.write_text(
+                        "".join(" ".join(f"{v:g}" for v in row) + "\n" for row in acq["bvecs"].T)
+                    )
+        return
+    uid_seed = f"{seed}/{cohort}/{subject}/{session}"
+    for kind, acq in acquisitions.items():
+        dicom_export.write_series_4d(
+            acq["series"],
+            acq["affine"],
+            kind,
+            dicom_dir(root, subject, session, kind),
+            repetition_time_ms=1000.0 * acq["sidecar"]["RepetitionTime"],
+            echo_time_ms=1000.0 * acq["sidecar"]["EchoTime"],
+            bvals=acq.get("bvals"),
+            bvecs=acq.get("bvecs"),
+            subject=subject,
+            session=session,
+            study_uid=dicom_export.generate_uid(entropy_srcs=[uid_seed, "study"]),
+            frame_uid=dicom_export.generate_uid(entropy_srcs=[uid_seed, "frame"]),
+            uid_seed=uid_seed,
+            study_date=study_date(subject, session, seed),
+            scanner=SCANNERS[cohort],
+        )
+
+
 def generate_session(row: dict, anat, cfg: dict, seed: int, root: Path) -> dict:
     """Render, write inputs and truth of one session; returns its realised habitat fractions."""
     cohort, subject, session = row["cohort"], row["subject"], row["session"]
-    images, tum, transforms, plant = simulate_session_planted(row, anat, seed, demo_cfg=cfg)
+    raw_session = is_raw(row)
+    wanted = tuple(s for s in SEQUENCES if not (raw_session and s in RAW_INSTEAD))
+    images, tum, transforms, plant = simulate_session_planted(
+        row, anat, seed, wanted, demo_cfg=cfg
+    )
+    maps = plant.maps
     _write_inputs(cohort, subject, session, images, anat.affine, root, seed)
 
     td = truth_dir(root, cohort, subject, session)
+    if raw_session:
+        # The planted maps the computed ones are scored against (raw sessions only).
+        planted = raw.planted_maps(row, anat, tum, maps)
+        for name in ("rcbv", "adc", "k2"):
+            save_nifti_fast(nifti(planted[name], anat.affine), td / "maps" / f"{name}.nii.gz")
+        motion = {
+            acq: np.array(transforms["sequences"][m]["matrix"]) for m, acq in RAW_INSTEAD.items()
+        }
+        acqs = raw.render_raw(
+            row, cohort, anat, planted, motion,
+            subject_seed(seed, "demo-raw", cohort, subject, session),
+        )  # fmt: skip
+        _write_raw(cohort, subject, session, acqs, root, seed)
+        shape, affine = raw.acquisition_grid(anat)
+        write_json(
+            {
+                "grid": {"shape": list(shape), "affine": affine.tolist()},
+                **{
+                    kind: {
+                        "motion_matrix": motion[kind].tolist(),
+                        "sidecar": a["sidecar"],
+                        "protocol": a["protocol"],
+                        "artery_voxels": a.get("artery_voxels"),
+                    }
+                    for kind, a in acqs.items()
+                },  # fmt: skip
+                "convention": "planted maps (maps/*.nii.gz, truth grid) as each acquisition "
+                "sees them: radiogenomics.demo.raw.sample_on_grid(map, truth affine, grid shape, "
+                "grid affine, motion_matrix)",
+            },
+            td / "maps" / "acquisitions.json",
+        )
     save_nifti_fast(nifti(tum.labels, anat.affine), td / "tumor_labels.nii.gz")
     save_nifti_fast(nifti(anat.brain_mask.astype(np.uint8), anat.affine), td / "brain_mask.nii.gz")
     save_nifti_fast(nifti(tum.habitat, anat.affine), td / "habitat_map.nii.gz")

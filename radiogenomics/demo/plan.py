@@ -270,6 +270,12 @@ def _cohort_plan(cohort: str, n: int, cfg: dict, seed: int) -> list[dict]:
     progression = np.full(n, np.nan)
     progression[second_idx] = _balanced(crng, len(second_idx), 0.5).astype(float)
     missing_rng = np.random.default_rng(subject_seed(seed, "demo-missing", cohort))
+    # Sessions that ship raw DSC/DWI series instead of maps: every validation subject, a fraction
+    # of discovery subjects. A generator of its own, so every other planted value is unchanged.
+    raw_rng = np.random.default_rng(subject_seed(seed, "demo-raw", cohort))
+    raw_fraction = float(cfg["raw_acquisitions"]["discovery_fraction"] if role == "discovery"
+                         else cfg["raw_acquisitions"]["validation_fraction"])  # fmt: skip
+    raw = _balanced(raw_rng, n, raw_fraction) & bool(cfg["raw_acquisitions"]["enabled"])
     rows: list[dict] = []
     for i in range(n):
         subject = f"{prefix}{i + 1:03d}"
@@ -294,6 +300,7 @@ def _cohort_plan(cohort: str, n: int, cfg: dict, seed: int) -> list[dict]:
         row["anat_shift_x"], row["anat_shift_y"], row["anat_shift_z"] = rng.normal(0, 4, 3)
         row["progression"] = progression[i]
         row["n_sessions"] = 2 if second[i] else 1
+        row["raw_acquisitions"] = bool(raw[i])
         # Labels that a real clinic would not have tested (blank in the labels table only).
         row["label_missing"] = ",".join(
             m

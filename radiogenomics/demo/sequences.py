@@ -199,16 +199,19 @@ def motion(
 
 
 def apply_motion(
-    data: np.ndarray, affine: np.ndarray, matrix: np.ndarray, order: int = 1
+    data: np.ndarray, affine: np.ndarray, matrix: np.ndarray, order: int = 1, mode: str = "constant"
 ) -> np.ndarray:
-    """Move image content by world matrix M on the same grid: out(y) = data(M^-1 y)."""
+    """Move image content by world matrix M on the same grid: out(y) = data(M^-1 y).
+
+    `mode="nearest"` for a slab that cuts through the head: tissue moving in through its edge
+    has signal (a constant 0 makes edge voxels lose all signal, a fake bolus)."""
     vox = np.linalg.inv(affine) @ np.linalg.inv(matrix) @ affine
     return ndimage.affine_transform(
         data,
         vox[:3, :3],
         offset=vox[:3, 3],
         order=order,
-        mode="constant",
+        mode=mode,
         cval=0.0,
         prefilter=False,
     )

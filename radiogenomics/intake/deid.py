@@ -40,6 +40,19 @@ SIDECAR_WHITELIST = {
     "ConversionSoftwareVersion",
     "BodyPartExamined",
     "ImageType",
+    # Timing of raw acquisitions (DSC, DCE) that their maps are computed from; b-values and
+    # vectors travel in .bval/.bvec files beside the image.
+    "EchoNumber",
+    "SliceTiming",
+    "TemporalResolution",
+    "RepetitionTimeExcitation",
+    "NumberOfVolumesDiscardedByScanner",
+    "EffectiveEchoSpacing",
+    "TotalReadoutTime",
+    "MultibandAccelerationFactor",
+    "DiffusionScheme",
+    "ContrastBolusIngredient",
+    "RepetitionTimeSource",
 }
 
 

@@ -13,6 +13,7 @@ from radiogenomics.errors import SubjectError
 from radiogenomics.intake.deid import clean_header
 from radiogenomics.intake.dicom import convert_session
 from radiogenomics.intake.nifti import canonical_image, sidecar_for
+from radiogenomics.intake.raw import RAW_KINDS, take_nifti_acquisition, write_acquisition
 from radiogenomics.io import save_nifti, write_json
 from radiogenomics.labels import map_label_convention
 
@@ -82,13 +83,21 @@ def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path
     # Every known sequence the session has is taken; only the cohort's required ones must exist.
     known = (*sequences["structural"], *sequences["optional_maps"])
     optional = [s for s in known if s not in required]
+    raw_kinds = list(sequences.get("raw_acquisitions", RAW_KINDS))
     images: dict[str, nib.Nifti1Image] = {}
     sidecars: dict[str, dict] = {}
     missing: dict[str, str] = {}
+    acquisitions: dict[str, dict] = {}
 
     if cohort["layout"] == "tcia-dicom":
         converted, notes = convert_session(row["source_dir"], cohort["series_rules"], required)
-        for seq, (img, meta) in converted.items():
+        for seq, conv in converted.items():
+            if seq in raw_kinds:
+                imgs, meta, gradients = conv
+                prov = {"source_orientation": "".join(nib.aff2axcodes(imgs[0].affine))}
+                acquisitions[seq] = (imgs, meta | prov, gradients)
+                continue
+            img, meta = conv
             if seq not in required + optional:
                 continue
             images[seq] = clean_header(nib.as_closest_canonical(img))
@@ -119,6 +128,9 @@ def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path
                 continue
             images[seq] = img
             sidecars[seq] = sidecar_for(sources[seq]) | prov
+        for kind in raw_kinds:
+            if sources.get(kind):
+                acquisitions[kind] = sources
 
     # Name the offending file: the source image, or the DICOM study folder.
     files = {s: row["source"].get(s) or row["source_dir"] for s in images}
@@ -127,6 +139,16 @@ def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path
     for seq, img in images.items():
         save_nifti(img, out_dir / f"{seq}.nii.gz")
         write_json(sidecars[seq] | {"sequence": seq}, out_dir / f"{seq}.json")
+    # Raw 4-D acquisitions: the preprocessing stage computes their maps.
+    raw_entries = {}
+    for kind, found in acquisitions.items():
+        if isinstance(found, dict):  # a NIfTI layout's sources
+            raw_entries[kind] = take_nifti_acquisition(kind, found, out_dir)
+        else:
+            imgs, meta, gradients = found
+            if gradients is not None and gradients[1] is not None:
+                gradients = (gradients[0], np.asarray(gradients[1]))
+            raw_entries[kind] = write_acquisition(kind, imgs, meta, gradients, out_dir)
 
     labels_file = None
     if cohort["segmentation"] == "provided":
@@ -150,6 +172,7 @@ def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path
         "layout": cohort["layout"],
         "sequences": {s: f"{s}.nii.gz" for s in sorted(images)},
         "missing": missing,
+        "acquisitions": raw_entries,
         "skull_stripped": cohort["skull_stripped"],
         "labels_file": labels_file,
     }
@@ -157,5 +180,12 @@ def intake_session(cohort: dict, row: dict, sequences: dict, out_dir: str | Path
         # Only when the cohort asks for it (tcia-dicom `session_day_offset`): days, never a date.
         manifest["study_day"] = int(row["study_day"])
     write_json(manifest, out_dir / "manifest.json")
-    log.info("intake %s/%s/%s: %s", row["cohort"], row["subject"], row["session"], sorted(images))
+    log.info(
+        "intake %s/%s/%s: %s, raw %s",
+        row["cohort"],
+        row["subject"],
+        row["session"],
+        sorted(images),
+        sorted(raw_entries),
+    )
     return manifest

@@ -16,13 +16,14 @@ from radiogenomics.imaging.coregister import RigidSettings, coregister_subject
 from radiogenomics.imaging.normalise import normalise_subject
 from radiogenomics.imaging.skullstrip import skullstrip_subject
 from radiogenomics.paths import entities_from_path, subject_seed
+from radiogenomics.physiology.compute import compute_session_maps
 from radiogenomics.runner import Step, run_subject_steps
 
 
 def preprocess_steps(
     inputs: Mapping[str, str], out: Mapping[str, str], settings: Mapping[str, Any]
 ) -> list[Step]:
-    """The five steps of `preprocess_subject` for the session the outputs belong to.
+    """The six steps of `preprocess_subject` for the session the outputs belong to.
 
     `settings`: `preprocess` (the validated config section), `maps` (quantitative maps: no N4,
     no z-score), `seed` (the run's), and per cohort: `skull_stripped` (declared already
@@ -32,10 +33,22 @@ def preprocess_steps(
     cohort, subject, session = entities_from_path(out["manifest"])
     seed = subject_seed(settings["seed"], cohort, subject, session)
     strip, atlas, norm = cfg["skullstrip"], cfg["atlas"], cfg["normalisation"]
+    phys = cfg["physiology"]
+
+    def compute_maps():
+        # Raw DSC/DWI -> maps/; maps/manifest.json lists them with the intake's images.
+        compute_session_maps(
+            inputs["manifest"],
+            out["maps_manifest"],
+            optional_maps=maps,
+            prefer=phys["prefer"],
+            motion_correction=bool(phys["motion_correction"]),
+            seed=seed,
+        )
 
     def bias_correct():
         bias_correct_subject(
-            inputs["manifest"],
+            out["maps_manifest"],
             out["n4_manifest"],
             shrink_factor=cfg["n4_shrink_factor"],
             iterations=tuple(cfg["n4_iterations"]),
@@ -100,6 +113,7 @@ def preprocess_steps(
         )
 
     return [
+        ("compute_maps", compute_maps),
         ("bias_correct_n4", bias_correct),
         ("coregister_to_reference", coregister),
         ("skullstrip_brain", skullstrip),

@@ -55,6 +55,7 @@ rule preprocess_subject:
             if ATLAS_SYN
             else {}
         ),
+        maps_manifest=f"{SD}/maps/manifest.json",
         n4_manifest=f"{SD}/prep/n4/manifest.json",
         coreg_manifest=f"{SD}/prep/coreg/manifest.json",
         similarity=f"{SD}/prep/coreg/similarity.tsv",
