@@ -178,7 +178,7 @@ def test_tables_and_truth_layout(generated, small_plan):
         td = truth_dir(root, "demo_a", a, ses)
         assert {p.name for p in td.iterdir()} == {
             "tumor_labels.nii.gz", "brain_mask.nii.gz", "habitat_map.nii.gz",
-            "transforms.json", "habitat_fractions.tsv",
+            "transforms.json", "habitat_fractions.tsv", "egfr_field.nii.gz", "biopsies.tsv",
         }  # fmt: skip
     assert not list((root / "demo_b").rglob("*.nii*"))  # DICOM only
     assert len(list(dicom_dir(root, b, "01", "t1ce").glob("IM*.dcm"))) > 50
