@@ -230,3 +230,31 @@ def test_metric_helpers_against_known_values() -> None:
     assert slope == pytest.approx(1.0, abs=0.06) and intercept == pytest.approx(0.0, abs=0.06)
     lo, hi = bootstrap_auc_ci(outcome[:500], prob[:500], n=200)
     assert lo < 0.8 < hi or (lo < hi)
+
+
+def test_strategy_records_what_it_skipped(tmp_path: Path) -> None:
+    """A cohort without a map the strategy asks for, or with a feature missing everywhere: the
+    strategy runs on what exists and says what it skipped (issue 20: run with what exists)."""
+    from radiogenomics.cohort.common import usable_features
+
+    features, labels, _ = planted(n=100, p=5)
+    features["lesion_wide__adc__whole_tumor__f4"] = np.nan  # e.g. a map no session has
+    patterns = ("^lesion_wide__adc__", "^lesion_wide__rcbv__")  # no rCBV in this cohort
+    feats, skipped = usable_features(features, patterns, {"lesion_wide__adc__whole_tumor__f0"})
+    assert feats == [f"lesion_wide__adc__whole_tumor__f{i}" for i in (1, 2, 3)]
+    assert skipped == (
+        "skipped: pattern '^lesion_wide__rcbv__' matches no feature; 1 dropped by the robustness "
+        "filter; 1 missing in every subject (e.g. lesion_wide__adc__whole_tumor__f4)"
+    )
+    s = Strategy("idh", "maps", "logistic", patterns, {"model__C": [1.0]})
+    row = run_strategy(features, labels, s, SETTINGS, set(), StrategyOutputs.in_dir(tmp_path))
+    assert row["status"] == "ok" and row["n_features"] == 4
+    assert "'^lesion_wide__rcbv__' matches no feature" in row["message"]
+    assert read_tsv(StrategyOutputs.in_dir(tmp_path).cv_metrics)["message"][0] == row["message"]
+    # Nothing usable: not run, with the reason.
+    s = Strategy("idh", "perfusion", "logistic", ("^lesion_wide__rcbv__",), {"model__C": [1.0]})
+    row = run_strategy(features, labels, s, SETTINGS, set(), StrategyOutputs.in_dir(tmp_path / "n"))
+    assert row["status"] == "no_features"
+    assert "matches no feature" in read_tsv(StrategyOutputs.in_dir(tmp_path / "n").cv_metrics)[
+        "message"
+    ][0]

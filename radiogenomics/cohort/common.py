@@ -32,6 +32,30 @@ def select_features(columns: list[str], patterns: tuple[str, ...], dropped: set[
     return [c for c in feats if c not in dropped and any(r.search(c) for r in regs)]
 
 
+def usable_features(
+    table: pd.DataFrame, patterns: tuple[str, ...], dropped: set[str]
+) -> tuple[list[str], str]:
+    """Features of a strategy that `table` can feed, and what was skipped, in words.
+
+    Skipped: a regex that matches no feature column (the cohort lacks that sequence, map or
+    family), features the robustness filter dropped, and features missing in every row."""
+    columns = list(table.columns)
+    matched = select_features(columns, patterns, set())
+    kept = [c for c in matched if c not in dropped]
+    present = [c for c in kept if table[c].notna().any()]
+    notes = [
+        f"pattern {p!r} matches no feature"
+        for p in patterns
+        if not select_features(columns, (p,), set())
+    ]
+    if len(kept) < len(matched):
+        notes.append(f"{len(matched) - len(kept)} dropped by the robustness filter")
+    if len(present) < len(kept):
+        missing = [c for c in kept if c not in present]
+        notes.append(f"{len(missing)} missing in every subject (e.g. {missing[0]})")
+    return present, "skipped: " + "; ".join(notes) if notes else ""
+
+
 def clinical_columns(labels: pd.DataFrame, covariates: tuple[str, ...]) -> pd.DataFrame:
     """Numeric clinical covariates (`sex` -> 1 for M) named `clinical__{name}`."""
     out = pd.DataFrame(index=labels.index)

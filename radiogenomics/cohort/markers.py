@@ -41,6 +41,7 @@ from radiogenomics.cohort.common import (  # noqa: E402
     modelling_table,
     read_inputs,
     select_features,
+    usable_features,
 )
 from radiogenomics.cohort.marker_config import load_markers  # noqa: E402
 from radiogenomics.cohort.models import (  # noqa: E402
@@ -308,15 +309,17 @@ def run_strategy(
         except ConfigError as exc:  # no crops file, or one built with other settings
             _write_not_run(out, strategy, "no_features", str(exc), **sub)
             return _status_row(strategy, "no_features", str(exc), **sub)
-        feats = list(crop_settings.channel_names)
+        feats, skipped = list(crop_settings.channel_names), ""
         if not found.any():
             msg = f"no session has a crop ({crops}): see its crop failures"
             _write_not_run(out, strategy, "no_features", msg, **sub)
             return _status_row(strategy, "no_features", msg, **sub)
     else:
-        feats = select_features(list(features.columns), strategy.features, dropped)
+        feats, skipped = usable_features(df, tuple(strategy.features), dropped)
         if not feats:
-            msg = f"no feature matches {list(strategy.features)}"
+            msg = f"no usable feature for {list(strategy.features)}" + (
+                f" ({skipped})" if skipped else ""
+            )
             _write_not_run(out, strategy, "no_features", msg, **sub)
             return _status_row(strategy, "no_features", "no matching features", **sub)
     y = df["y"].to_numpy().astype(int)
@@ -353,7 +356,7 @@ def run_strategy(
     row = _status_row(
         strategy,
         "ok",
-        "" if strategy.model != "cnn" else f"{int((~found).sum())} session(s) without a crop",
+        skipped if strategy.model != "cnn" else f"{int((~found).sum())} session(s) without a crop",
         n_features=len(feats),
         outer_folds=res.outer_folds,
         repeats=repeats,
@@ -611,9 +614,7 @@ def marker_summary(
     for k, v in control.items():
         summary[k] = np.where(summary["role"] == "primary", v, np.nan)
     alpha = float(settings["evidence_alpha"])
-    calls = [
-        verdict(rec, rec["role"] == "primary", alpha) for rec in summary.to_dict("records")
-    ]
+    calls = [verdict(rec, rec["role"] == "primary", alpha) for rec in summary.to_dict("records")]
     summary["verdict"] = [c[0] for c in calls]
     summary["verdict_basis"] = [c[1] for c in calls]
     summary["selected"] = (summary["role"] == "primary") & (summary["verdict"] == "evidence")
