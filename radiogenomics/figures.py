@@ -26,12 +26,18 @@ def save_figure(
     plt.close(fig)
 
 
+def _literal(text: str) -> str:
+    """Messages quote regex patterns: an escaped '$' shows as itself instead of starting
+    mathtext (`parse_math=False` is not honoured when matplotlib wraps text)."""
+    return text.replace("$", r"\$")
+
+
 def message_figure(path: str | Path, message: str, title: str = "") -> None:
     """A figure that states why there is nothing to plot (outputs exist even when a step cannot
     run, e.g. too few subjects or every subject failed)."""
     fig, ax = plt.subplots(figsize=(6, 1.6))
     ax.axis("off")
     if title:
-        ax.set_title(title)
-    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=9)
+        ax.set_title(_literal(title))
+    ax.text(0.5, 0.5, _literal(message), ha="center", va="center", wrap=True, fontsize=9)
     save_figure(fig, path)

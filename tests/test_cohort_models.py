@@ -258,3 +258,17 @@ def test_strategy_records_what_it_skipped(tmp_path: Path) -> None:
     assert "matches no feature" in read_tsv(StrategyOutputs.in_dir(tmp_path / "n").cv_metrics)[
         "message"
     ][0]
+
+
+def test_not_run_figure_quotes_regex_patterns_verbatim(tmp_path: Path) -> None:
+    """The UCSF example's maps strategy has no map feature: its placeholder figure quotes two
+    patterns ending in '$', which matplotlib read as mathtext and the job failed (CI, issue 20)."""
+    from radiogenomics.figures import message_figure
+
+    message = (
+        "idh / maps_logistic: no usable feature for ['^lesion_wide__(adc|rcbv)__whole_tumor__"
+        "median$', '^mismatch__'] (skipped: pattern '^lesion_wide__(adc|rcbv)__whole_tumor__"
+        "median$' matches no feature; pattern '^mismatch__' matches no feature)"
+    )
+    message_figure(tmp_path / "roc.png", message, title="a $title$ with __ too")
+    assert (tmp_path / "roc.png").stat().st_size > 1000
