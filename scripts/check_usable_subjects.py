@@ -5,6 +5,4 @@ from radiogenomics.runner import setup_logging
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 setup_logging(sm.log[0])
-check_usable_subjects(
-    sm.params.cohorts, sm.input.features, sm.input.failures, sm.output.usable
-)
+check_usable_subjects(sm.params.cohorts, sm.input.features, sm.input.failures, sm.output.usable)

@@ -81,8 +81,11 @@ MARKERS = {
     "mgmt": {
         "primary": "subtypes",
         "strategies": {
-            "subtypes": {"model": "subtypes", "features": ["^lesion_wide__"],
-                         "tested": ["^habitat__.*__fraction$"]},  # fmt: skip
+            "subtypes": {
+                "model": "subtypes",
+                "features": ["^lesion_wide__"],
+                "tested": ["^habitat__.*__fraction$"],
+            },  # fmt: skip
             "maps_lasso": {"model": "lasso", "features": ["^lesion_wide__"]},
         },
     },
@@ -105,8 +108,9 @@ def test_1p19q_is_analysed_within_idh_mutant_only(tmp_path: Path) -> None:
     few.loc[few["idh"] == "mutant", "idh"] = "wildtype"
     few.loc[few.index[:10], "idh"] = "mutant"
     row = run_strategy(features, few, s, SETTINGS, set(), StrategyOutputs.in_dir(tmp_path / "f"))
-    assert row["status"] == "too_few_per_class" and "within idh=mutant (n=10 of 120)" in (
-        row["message"]
+    assert (
+        row["status"] == "too_few_per_class"
+        and "within idh=mutant (n=10 of 120)" in (row["message"])
     )
     # A value outside the vocabulary must not silently select nobody.
     bad = {**MARKERS["codeletion_1p19q"], "within": {"idh": "mutated"}}

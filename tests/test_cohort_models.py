@@ -255,9 +255,10 @@ def test_strategy_records_what_it_skipped(tmp_path: Path) -> None:
     s = Strategy("idh", "perfusion", "logistic", ("^lesion_wide__rcbv__",), {"model__C": [1.0]})
     row = run_strategy(features, labels, s, SETTINGS, set(), StrategyOutputs.in_dir(tmp_path / "n"))
     assert row["status"] == "no_features"
-    assert "matches no feature" in read_tsv(StrategyOutputs.in_dir(tmp_path / "n").cv_metrics)[
-        "message"
-    ][0]
+    assert (
+        "matches no feature"
+        in read_tsv(StrategyOutputs.in_dir(tmp_path / "n").cv_metrics)["message"][0]
+    )
 
 
 def test_not_run_figure_quotes_regex_patterns_verbatim(tmp_path: Path) -> None:

@@ -60,8 +60,14 @@ def cohort(tmp_path: Path, n_disc: int = 48, n_val: int = 24):
 
 def test_cnn_strategy_in_the_outer_folds_with_validation(tmp_path: Path) -> None:
     feats, labels, crops = cohort(tmp_path)
-    markers = {"idh": {"strategies": {
-        "cnn": CNN, "maps_logistic": {"model": "logistic", "features": ["^lesion_wide__"]}}}}
+    markers = {
+        "idh": {
+            "strategies": {
+                "cnn": CNN,
+                "maps_logistic": {"model": "logistic", "features": ["^lesion_wide__"]},
+            }
+        }
+    }
     cnn, maps = strategies_of(markers, "idh")
     out = StrategyOutputs.in_dir(tmp_path / "cnn")
     row = run_strategy(feats, labels, cnn, SETTINGS, set(), out, crops=crops)

@@ -33,12 +33,6 @@ GEOM_FIELDS = (
 )
 
 
-
-
-
-
-
-
 def _geom(path):
     h = nib.load(str(path)).header
     return {k: np.asarray(h[k]).copy() for k in GEOM_FIELDS}

@@ -25,24 +25,37 @@ ENTRY = re.compile(r"^(\./scripts/|\.venv/bin/)")
 # command regex -> (how, why). how: run | dry (append -n) | covered (named test runs it in full).
 CLASSES = {
     r"^\./scripts/install\.sh && \.venv/bin/snakemake --cores all --profile profiles/local$": (
-        "dry", "README command 1; the demo run end to end: tests/test_e2e_demo.py (small demo)"),
+        "dry",
+        "README command 1; the demo run end to end: tests/test_e2e_demo.py (small demo)",
+    ),
     r"^\./scripts/install\.sh && \.venv/bin/python -m pytest$": (
-        "covered", "README command 2 is this test suite (.ci/run)"),
+        "covered",
+        "README command 2 is this test suite (.ci/run)",
+    ),
     r"--config 'demo=\{\"size\": \"small\"\}'$": (
-        "dry", "the small demo end to end: tests/test_e2e_demo.py"),
+        "dry",
+        "the small demo end to end: tests/test_e2e_demo.py",
+    ),
     r"^\.venv/bin/snakemake --rulegraph": ("run", "the rule graph"),
     r"^\.venv/bin/snakemake -n --configfile my\.yaml$": ("run", "checks a cohort config"),
     r"^\.venv/bin/snakemake --profile profiles/local results/qc/intake_report\.tsv "
-    r"--configfile my\.yaml$": (
-        "run", "intake alone"),
+    r"--configfile my\.yaml$": ("run", "intake alone"),
     r"^\.venv/bin/snakemake --profile profiles/local --configfile config/examples/\w+\.yaml$": (
-        "dry", "every example end to end: tests/test_real_examples.py"),
+        "dry",
+        "every example end to end: tests/test_real_examples.py",
+    ),
     r"--configfile config/examples/\w+\.yaml --report results/report\.html$": (
-        "covered", "tests/test_real_examples.py builds each example's report"),
+        "covered",
+        "tests/test_real_examples.py builds each example's report",
+    ),
     r"^\.venv/bin/snakemake --profile profiles/slurm --group-components subject=10$": (
-        "dry", "a real SLURM run: tests/test_slurm.py"),
+        "dry",
+        "a real SLURM run: tests/test_slurm.py",
+    ),
     r"^\.venv/bin/snakemake --profile profiles/local --report results/report\.html$": (
-        "covered", "tests/test_e2e_demo.py builds the demo's report"),
+        "covered",
+        "tests/test_e2e_demo.py builds the demo's report",
+    ),
     r"^\.venv/bin/python benchmarks/summarise\.py --markdown$": ("run", "runtime table"),
     r"^\.venv/bin/python -m pytest$": ("covered", "this test suite"),
     r"^\.venv/bin/python scripts/config_docs\.py$": ("run", "regenerates config/README.md"),

@@ -159,8 +159,6 @@ def test_no_phi_in_any_output(runs):
     assert rh.phi_hits(work, phi) == []
 
 
-
-
 @slow
 def test_cohorts_without_a_usable_subject_are_named_with_their_reason(runs, tmp_path):
     from radiogenomics.cohort.aggregate import check_usable_subjects

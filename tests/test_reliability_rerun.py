@@ -107,9 +107,7 @@ def reference(tmp_path_factory, demo_session) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("job", SESSION_JOBS)
-def test_interrupted_rerun_after_a_fix_leaves_nothing_stale(
-    job, tmp_path, demo_session, reference
-):
+def test_interrupted_rerun_after_a_fix_leaves_nothing_stale(job, tmp_path, demo_session, reference):
     work = tmp_path / "run"
     assert run(work, demo_session, broken=True).returncode == 0, rh.log_tail(work)
     failures = pd.read_csv(work / rh.FAILURES, sep="\t", dtype=str)

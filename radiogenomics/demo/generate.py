@@ -196,9 +196,7 @@ def plant_egfr(row: dict, tum: Tumour, maps: dict, affine, seed: int, cfg: dict)
         plant=egfr_plant_settings(cfg),
         region=viable,
     )
-    sampled = (
-        cfg["biopsies"]["enabled"] and session == "01" and row.get("idh") == "wildtype"
-    )
+    sampled = cfg["biopsies"]["enabled"] and session == "01" and row.get("idh") == "wildtype"
     if not sampled:
         plant.samples = plant.samples.iloc[0:0]
     return plant
@@ -327,9 +325,7 @@ def generate_session(row: dict, anat, cfg: dict, seed: int, root: Path) -> dict:
     cohort, subject, session = row["cohort"], row["subject"], row["session"]
     raw_session = is_raw(row)
     wanted = tuple(s for s in SEQUENCES if not (raw_session and s in RAW_INSTEAD))
-    images, tum, transforms, plant = simulate_session_planted(
-        row, anat, seed, wanted, demo_cfg=cfg
-    )
+    images, tum, transforms, plant = simulate_session_planted(row, anat, seed, wanted, demo_cfg=cfg)
     maps = plant.maps
     _write_inputs(cohort, subject, session, images, anat.affine, root, seed)
 

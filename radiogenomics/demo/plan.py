@@ -141,7 +141,10 @@ def _cohort_markers(rng: np.random.Generator, n: int, cfg: dict) -> pd.DataFrame
             "midline": h3,
             "who_cns5_planted": [
                 WHO_PLANTED[
-                    "dmg" if h else ("oligo" if c else "astro") if i
+                    "dmg"
+                    if h
+                    else ("oligo" if c else "astro")
+                    if i
                     else ("gbm" if (e or t or v) else "none")
                 ]
                 for i, c, h, e, t, v in zip(idh, codel, h3, egfr, tert, cnv, strict=True)
