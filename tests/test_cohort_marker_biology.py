@@ -188,6 +188,28 @@ def test_verdicts_and_permutation_resolution(tmp_path: Path) -> None:
     assert 0.3 < res["shuffled_auc_mean"] < 0.7
 
 
+def test_permutations_stop_once_no_evidence_is_certain() -> None:
+    """A primary without signal stops as soon as its p cannot return to alpha: same verdict as
+    the full run, fewer nested CVs; a real signal still gets every permutation (issue 23 time)."""
+    features, labels = table()
+    X = features[[c for c in features if c.startswith("lesion_wide")] + ["site"]]
+    y = (labels["idh"] == "mutant").to_numpy().astype(int)
+    pipe = build_pipeline("logistic", batch="site")
+    grid = {"model__C": [1.0]}
+    kw = {"n_permutations": 39, "outer_folds": 3, "inner_folds": 2, "seed": 5}
+    full = permutation_control(pipe, grid, X, y, 0.5, **kw)
+    early = permutation_control(pipe, grid, X, y, 0.5, alpha=0.05, **kw)
+    assert full["n_permutations"] == 39 and full["permutation_p"] > 0.05
+    assert early["n_permutations"] < 20 and early["permutations_planned"] == 39
+    # b / m (Besag & Clifford), never below the full run's lower bound (1 + b) / 40
+    assert early["permutation_p"] > 0.05 and early["permutation_p"] >= 3 / 40
+    strong = permutation_control(pipe, grid, X, y, 0.99, alpha=0.05, **kw)
+    assert strong["n_permutations"] == 39 and strong["permutation_p"] == pytest.approx(1 / 40)
+    row = {"status": "ok", "model": "lasso", "auc": 0.5, "auc_ci_low": 0.4, "auc_ci_high": 0.6}
+    basis = verdict({**row, **early}, True, 0.05)
+    assert basis[0] == "no evidence" and "of 39 permutations: stopped" in basis[1]
+
+
 def test_summary_never_selects_a_primary_without_evidence(tmp_path: Path) -> None:
     features, labels = table()
     noise = labels.assign(codeletion_1p19q=np.where(np.arange(120) % 2, "codeleted", "intact"))
@@ -198,7 +220,7 @@ def test_summary_never_selects_a_primary_without_evidence(tmp_path: Path) -> Non
     summary = marker_summary(features, noise, markers, "codeletion_1p19q", [out.cv_metrics],
                              SETTINGS, set())  # fmt: skip
     rec = summary.iloc[0]
-    assert rec["role"] == "primary" and rec["n_permutations"] == 9
+    assert rec["role"] == "primary" and rec["permutations_planned"] == 9
     assert rec["verdict"] == "no evidence" and not rec["selected"]
     assert "permutation p" in rec["verdict_basis"] or "below 0.5" in rec["verdict_basis"]
 

@@ -554,8 +554,13 @@ def verdict(row: Mapping[str, Any], primary: bool, alpha: float) -> tuple[str, s
     p = row.get("permutation_p")
     if primary and pd.notna(p):
         n = int(row.get("n_permutations") or 0)
+        planned = row.get("permutations_planned")
+        if pd.notna(planned) and n < int(planned):
+            runs = f"{n} of {int(planned)} permutations: stopped once p > {alpha:g} was certain"
+        else:
+            runs = f"{n} permutations"
         if p > alpha:
-            return "no evidence", f"{ci}; permutation p {p:.3g} > {alpha:g} ({n} permutations)"
+            return "no evidence", f"{ci}; permutation p {p:.3g} > {alpha:g} ({runs})"
         return "evidence", f"{ci}; permutation p {p:.3g} <= {alpha:g} ({n} permutations)"
     if pd.notna(lo) and lo > 0.5:
         return "evidence", f"{ci}: interval above 0.5 (comparison, no permutation test)"
@@ -583,6 +588,7 @@ def marker_summary(
         "shuffled_auc_sd": np.nan,
         "permutation_p": np.nan,
         "n_permutations": 0,
+        "permutations_planned": 0,
     }
     s = get_strategy(markers, marker, primary) if primary else None
     if s is not None and s.supervised and int(settings["n_permutations"]) > 0:
@@ -610,6 +616,7 @@ def marker_summary(
             inner_folds=cv["inner_folds"],
             seed=seed,
             n_jobs=n_jobs,
+            alpha=float(settings["evidence_alpha"]),
         )
     for k, v in control.items():
         summary[k] = np.where(summary["role"] == "primary", v, np.nan)
