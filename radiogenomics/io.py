@@ -142,9 +142,11 @@ def save_like(data: np.ndarray, reference: nib.Nifti1Image, path: str | Path, dt
     save_nifti(img, path)
 
 
-def load_nifti(path: str | Path, *, stage: str = "", what: str = "image") -> nib.Nifti1Image:
-    """Load and fully read a NIfTI; corrupt, truncated or non-3D files raise SubjectError."""
-    path = Path(path)
+def _read_image(
+    path: Path, stage: str, what: str
+) -> tuple[nib.spatialimages.SpatialImage, np.ndarray]:
+    """The image and its fully read voxels; missing, empty or unreadable files raise
+    SubjectError naming the file."""
     if not path.exists():
         raise SubjectError(f"{what} not found", stage=stage, file=path)
     if path.stat().st_size == 0:
@@ -153,11 +155,17 @@ def load_nifti(path: str | Path, *, stage: str = "", what: str = "image") -> nib
         )
     try:
         img = nib.load(str(path))
-        data = np.asanyarray(img.dataobj)
+        return img, np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for corrupt/truncated files
         raise SubjectError(
             f"cannot read {what}: {type(exc).__name__}: {exc}", stage=stage, file=path
         ) from exc
+
+
+def load_nifti(path: str | Path, *, stage: str = "", what: str = "image") -> nib.Nifti1Image:
+    """Load and fully read a NIfTI; corrupt, truncated or non-3D files raise SubjectError."""
+    path = Path(path)
+    img, data = _read_image(path, stage, what)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
@@ -175,19 +183,7 @@ def load_nifti_4d(
 
     `load_nifti` rejects 4-D on purpose; raw acquisitions (DSC, DWI, DCE) come through here."""
     path = Path(path)
-    if not path.exists():
-        raise SubjectError(f"{what} not found", stage=stage, file=path)
-    if path.stat().st_size == 0:
-        raise SubjectError(
-            f"{what} is an empty file (an earlier step failed?)", stage=stage, file=path
-        )
-    try:
-        img = nib.load(str(path))
-        data = np.asanyarray(img.dataobj)
-    except Exception as exc:  # nibabel raises many types for corrupt/truncated files
-        raise SubjectError(
-            f"cannot read {what}: {type(exc).__name__}: {exc}", stage=stage, file=path
-        ) from exc
+    img, data = _read_image(path, stage, what)
     if data.ndim == 5 and data.shape[3] == 1:
         data = data[:, :, :, 0, :]  # some converters write (x, y, z, 1, t)
     if data.ndim != 4:
