@@ -561,7 +561,7 @@ def verdict(row: Mapping[str, Any], primary: bool, alpha: float) -> tuple[str, s
             runs = f"{n} permutations"
         if p > alpha:
             return "no evidence", f"{ci}; permutation p {p:.3g} > {alpha:g} ({runs})"
-        return "evidence", f"{ci}; permutation p {p:.3g} <= {alpha:g} ({n} permutations)"
+        return "evidence", f"{ci}; permutation p {p:.3g} <= {alpha:g} ({runs})"
     if pd.notna(lo) and lo > 0.5:
         return "evidence", f"{ci}: interval above 0.5 (comparison, no permutation test)"
     return "no evidence", f"{ci}: interval reaches 0.5 (comparison, no permutation test)"

@@ -391,7 +391,8 @@ def permutation_control(
     With `alpha`, the permutations stop as soon as p > alpha is certain: once b shuffled AUCs
     reach the observed one, the full run's (1 + b_total) / (n + 1) cannot fall back to alpha, so
     the verdict is the one all `n_permutations` would give (a marker without signal then costs
-    a dozen runs instead of 200); p is then Besag & Clifford's sequential b / m (Biometrika 1991).
+    a dozen runs instead of 200); p is then Besag & Clifford's sequential b / m (Biometrika 1991),
+    raised to the full run's bound (1 + b) / (n + 1) where that is larger.
     """
     rng = np.random.default_rng(seed + 7919)
     aucs = []
@@ -411,8 +412,7 @@ def permutation_control(
         )
         aucs.append(float(np.mean(res.repeat_aucs(yp))))
         exceed += int(aucs[-1] >= observed_auc)
-        certain = alpha is not None and exceed and (1 + exceed) / (n_permutations + 1) > alpha
-        if certain and len(aucs) < n_permutations:
+        if alpha is not None and exceed > 0 and (1 + exceed) / (n_permutations + 1) > alpha:
             break
     aucs_arr = np.array(aucs)
     if len(aucs) < n_permutations:
