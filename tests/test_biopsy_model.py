@@ -14,14 +14,13 @@ from scipy import ndimage
 from radiogenomics.biopsy import model as bmodel
 from radiogenomics.biopsy.features import SphereParams, biopsy_features, load_session
 from radiogenomics.biopsy.model import (
-    cluster_bootstrap_auc_ci,
     grouped_splits,
     run_biopsy_model,
     shuffled_label_control,
 )
 from radiogenomics.biopsy.probmap import probability_map, write_probability_map
 from radiogenomics.biopsy.table import read_biopsy_table
-from radiogenomics.cohort.models import bootstrap_auc_ci
+from radiogenomics.cohort.auc import bootstrap_auc_ci
 from radiogenomics.io import write_tsv
 from radiogenomics.paths import subject_dir
 
@@ -106,12 +105,12 @@ def test_cluster_bootstrap_equals_plain_bootstrap_with_one_sample_per_subject() 
     p = np.clip(y * 0.3 + rng.random(40) * 0.7, 0, 1)
     groups = np.array([f"s{i:02d}" for i in range(40)])
     np.testing.assert_allclose(
-        cluster_bootstrap_auc_ci(y, p, groups, 300, 7), bootstrap_auc_ci(y, p, 300, 7), rtol=1e-12
+        bootstrap_auc_ci(y, p, 300, 7, groups=groups), bootstrap_auc_ci(y, p, 300, 7), rtol=1e-12
     )
     # With whole subjects resampled, a subject's 5 identical samples do not shrink the CI.
-    lo1, hi1 = cluster_bootstrap_auc_ci(y, p, groups, 300, 7)
-    lo5, hi5 = cluster_bootstrap_auc_ci(
-        np.repeat(y, 5), np.repeat(p, 5), np.repeat(groups, 5), 300, 7
+    lo1, hi1 = bootstrap_auc_ci(y, p, 300, 7, groups=groups)
+    lo5, hi5 = bootstrap_auc_ci(
+        np.repeat(y, 5), np.repeat(p, 5), 300, 7, groups=np.repeat(groups, 5)
     )
     assert hi5 - lo5 == pytest.approx(hi1 - lo1, abs=0.06)
     lo_naive, hi_naive = bootstrap_auc_ci(np.repeat(y, 5), np.repeat(p, 5), 300, 7)

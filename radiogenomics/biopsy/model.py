@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
@@ -27,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from radiogenomics.biopsy.features import DENSE_STATS, SphereParams, feature_columns
 from radiogenomics.biopsy.table import SAMPLE_MARKERS
+from radiogenomics.cohort.auc import bootstrap_auc_ci
 from radiogenomics.cohort.lasso import lasso_logistic
 
 DEFAULT_GRID = {"model__C": [0.05, 0.2, 1.0]}
@@ -122,46 +122,12 @@ def grouped_cv(
     return pd.DataFrame({"group": groups, "fold": fold_of, "y": y, "prob": prob})
 
 
-def rank_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney statistic (ties count half), without sklearn's validation."""
-    y = np.asarray(y).astype(bool)
-    n1 = int(y.sum())
-    n0 = len(y) - n1
-    ranks = rankdata(p)
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def cluster_bootstrap_auc_ci(
-    y: np.ndarray,
-    p: np.ndarray,
-    groups: np.ndarray,
-    n: int = 1000,
-    seed: int = 0,
-    alpha: float = 0.05,
-) -> tuple[float, float]:
-    """Percentile CI of the AUC resampling subjects with replacement (all of their samples)."""
-    rng = np.random.default_rng(seed)
-    y, p, groups = np.asarray(y).astype(int), np.asarray(p, float), np.asarray(groups)
-    ids, inverse = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inverse == g) for g in range(len(ids))]
-    aucs = []
-    for _ in range(n):
-        idx = np.concatenate([members[g] for g in rng.integers(0, len(ids), len(ids))])
-        if y[idx].min() == y[idx].max():
-            continue
-        aucs.append(rank_auc(y[idx], p[idx]))
-    if not aucs:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(aucs, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
-
-
 def biopsy_metrics(
     y: np.ndarray, p: np.ndarray, groups: np.ndarray, n_boot: int = 1000, seed: int = 0
 ) -> dict:
     """Sample-level AUC with a subject-cluster bootstrap CI, balanced accuracy, Brier, counts."""
     y, p = np.asarray(y).astype(int), np.asarray(p, float)
-    lo, hi = cluster_bootstrap_auc_ci(y, p, groups, n_boot, seed) if n_boot else (np.nan, np.nan)
+    lo, hi = bootstrap_auc_ci(y, p, n_boot, seed, groups=groups) if n_boot else (np.nan, np.nan)
     pred = (p >= 0.5).astype(int)
     return {
         "n_samples": int(len(y)),

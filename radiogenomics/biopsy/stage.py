@@ -31,12 +31,12 @@ from radiogenomics.biopsy.features import (  # noqa: E402
 )
 from radiogenomics.biopsy.model import (  # noqa: E402
     biopsy_metrics,
-    rank_auc,
     run_biopsy_model,
     sample_targets,
 )
 from radiogenomics.biopsy.probmap import write_probability_map  # noqa: E402
 from radiogenomics.biopsy.table import read_biopsy_table  # noqa: E402
+from radiogenomics.cohort.auc import rank_auc  # noqa: E402
 from radiogenomics.errors import SubjectError  # noqa: E402
 from radiogenomics.figures import message_figure, save_figure  # noqa: E402
 from radiogenomics.io import atomic_path, read_tsv, write_tsv  # noqa: E402

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import sklearn
 from joblib import Parallel, delayed
-from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import SelectKBest, f_classif
@@ -31,6 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from radiogenomics.cohort.auc import bootstrap_auc_ci, rank_auc
 from radiogenomics.cohort.harmonise import ComBatHarmoniser, FrameImputer
 from radiogenomics.cohort.lasso import l1_penalty_kwargs
 
@@ -173,17 +173,6 @@ def build_pipeline(
     )
 
 
-def rank_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney statistic (ties count half); NaN with one class only."""
-    y = np.asarray(y).astype(bool)
-    n1 = int(y.sum())
-    n0 = len(y) - n1
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    ranks = rankdata(np.asarray(score, float))
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
 def _response(est, X) -> np.ndarray:
     """What the roc_auc scorer ranks: decision_function when the estimator has one."""
     if hasattr(est, "decision_function"):
@@ -283,7 +272,7 @@ class CVResult:
 
     def repeat_aucs(self, y: np.ndarray) -> np.ndarray:
         """AUC of each repeat's out-of-fold predictions."""
-        return np.array([roc_auc_score(y, row) for row in self.oof])
+        return np.array([rank_auc(y, row) for row in self.oof])
 
 
 def nested_cv(
@@ -316,25 +305,6 @@ def nested_cv(
         oof[i // folds, te] = prob
         params.append(p)
     return CVResult(oof=oof, params=params, outer_folds=folds)
-
-
-def bootstrap_auc_ci(
-    y: np.ndarray, p: np.ndarray, n: int = 1000, seed: int = 0, alpha: float = 0.05
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of the AUC (resamples with one class only are skipped)."""
-    rng = np.random.default_rng(seed)
-    y = np.asarray(y).astype(int)
-    p = np.asarray(p, float)
-    aucs = []
-    for _ in range(n):
-        idx = rng.integers(0, len(y), len(y))
-        if y[idx].min() == y[idx].max():
-            continue
-        aucs.append(roc_auc_score(y[idx], p[idx]))
-    if not aucs:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(aucs, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
 
 
 def calibration_slope_intercept(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
