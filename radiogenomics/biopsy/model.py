@@ -9,17 +9,15 @@ a scikit-learn Pipeline: median impute -> standardise -> logistic (L2) or LASSO 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
+import sklearn
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, brier_score_loss, roc_auc_score
-from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -28,6 +26,7 @@ from radiogenomics.biopsy.features import DENSE_STATS, SphereParams, feature_col
 from radiogenomics.biopsy.table import SAMPLE_MARKERS
 from radiogenomics.cohort.auc import bootstrap_auc_ci
 from radiogenomics.cohort.lasso import lasso_logistic
+from radiogenomics.cohort.models import fit_tuned
 
 DEFAULT_GRID = {"model__C": [0.05, 0.2, 1.0]}
 
@@ -85,17 +84,9 @@ def fit_grouped(
     seed: int = 0,
 ) -> tuple[Pipeline, dict]:
     """Fit on all given rows, C tuned by an inner subject-grouped CV (when it is feasible)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        n_pos_groups = len(np.unique(groups[y == 1]))
-        n_neg_groups = len(np.unique(groups[y == 0]))
-        folds = min(inner_folds, n_pos_groups, n_neg_groups)
-        if not grid or folds < 2:
-            return clone(pipe).fit(X, y), {}
-        cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-        gs = GridSearchCV(clone(pipe), grid, cv=cv, scoring="roc_auc", n_jobs=1, refit=True)
-        gs.fit(X, y, groups=groups)
-        return gs.best_estimator_, gs.best_params_
+    # The cohort's tuned fit: impute and scale fitted once per inner split, not per C.
+    with sklearn.config_context(skip_parameter_validation=True):
+        return fit_tuned(pipe, grid, X, np.asarray(y), inner_folds, seed, groups=groups)
 
 
 def grouped_cv(

@@ -24,6 +24,7 @@ from sklearn.model_selection import (
     GridSearchCV,
     ParameterGrid,
     RepeatedStratifiedKFold,
+    StratifiedGroupKFold,
     StratifiedKFold,
 )
 from sklearn.pipeline import Pipeline
@@ -205,9 +206,21 @@ def _assemble(pipe: Pipeline, prefix, est) -> Pipeline:
     return Pipeline([*steps, (pipe.steps[-1][0], est)])
 
 
-def fit_tuned(pipe: Pipeline, grid: dict, X: pd.DataFrame, y: np.ndarray, inner: int, seed: int):
+def fit_tuned(
+    pipe: Pipeline,
+    grid: dict,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    inner: int,
+    seed: int,
+    groups: np.ndarray | None = None,
+):
     """Inner grid search on one training set (stratified folds, mean ROC AUC, first best on ties)
     and the best pipeline refit on all of it; returns (pipeline, best parameters).
+
+    With `groups` (biopsy samples of one subject) the inner folds are stratified and grouped,
+    at most as many as there are subjects in the rarer class; under 2 the pipeline is fitted
+    untuned with its own parameters.
 
     The same search as GridSearchCV(scoring="roc_auc"), organised so that the transforming steps
     (impute, ComBat, scale, select), which do not depend on the model's parameters, are fitted
@@ -219,20 +232,25 @@ def fit_tuned(pipe: Pipeline, grid: dict, X: pd.DataFrame, y: np.ndarray, inner:
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", UserWarning)
-        folds = max(2, min(inner, int(np.bincount(y).min())))
-        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-        if not grid:
+        if groups is None:
+            folds = max(2, min(inner, int(np.bincount(y).min())))
+            cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        else:
+            groups = np.asarray(groups)
+            folds = min(inner, *(len(np.unique(groups[y == c])) for c in (0, 1)))
+            cv = StratifiedGroupKFold(max(folds, 2), shuffle=True, random_state=seed)
+        if not grid or folds < 2:
             return clone(pipe).fit(X, y), {}
         last = pipe.steps[-1][0]
         if any(not k.startswith(f"{last}__") for k in grid):
             gs = GridSearchCV(clone(pipe), grid, cv=cv, scoring="roc_auc", n_jobs=1, refit=True)
-            gs.fit(X, y)
+            gs.fit(X, y, groups=groups)
             return gs.best_estimator_, gs.best_params_
         prefix, model = _prefix_and_model(pipe)
         candidates = list(ParameterGrid(grid))
         strip = len(last) + 2
         scores = np.full((len(candidates), folds), np.nan)
-        for j, (a, b) in enumerate(cv.split(np.zeros(len(y)), y)):
+        for j, (a, b) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
             fitted, Xa = _fit_split(prefix, model, {}, X, y, a)
             Xb = _transform(fitted, X.iloc[b])
             for i, params in enumerate(candidates):

@@ -65,6 +65,8 @@ rule biopsy_model:
         "logs/biopsy_model/{marker}.log",
     benchmark:
         "benchmarks/rules/biopsy_model/{marker}.tsv"
+    # As long as a marker's summary (its 200 permutations): start it before the reports.
+    priority: 10
     conda:
         "../../envs/modelling.yaml"
     threads: 1

@@ -58,6 +58,9 @@ rule marker_strategy:
         "benchmarks/rules/marker_strategy/{marker}_{strategy}.tsv"
     wildcard_constraints:
         strategy=strategies_of_kind("supervised", "cnn"),
+    # Models before reports: a marker's summary (its primary's permutations, the longest jobs)
+    # can only start once all of its strategies are done, so they must not wait behind reports.
+    priority: 10
     conda:
         "../../envs/modelling.yaml"
     threads: COH["threads"]
@@ -190,6 +193,7 @@ rule marker_summary:
         "logs/marker_summary/{marker}.log",
     benchmark:
         "benchmarks/rules/marker_summary/{marker}.tsv"
+    priority: 20
     conda:
         "../../envs/modelling.yaml"
     threads: COH["threads"]
