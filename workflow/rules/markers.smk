@@ -100,6 +100,7 @@ rule marker_subtypes:
         "benchmarks/rules/marker_subtypes/{marker}_{strategy}.tsv"
     wildcard_constraints:
         strategy=strategies_of_kind("subtypes"),
+    priority: 10
     conda:
         "../../envs/modelling.yaml"
     threads: 1
