@@ -123,3 +123,62 @@ def test_dsc_without_bolus_fails_the_session_naming_the_file(tmp_path, brain):
 def test_maps_folder_is_stale_after_intake(tmp_path):
     sd = tmp_path / "results" / "c" / "sub-01" / "ses-01"
     assert sd / "maps" in stale_after(sd, "intake_subject")
+
+
+def test_rcbf_is_computed_beside_rcbv(brain, tmp_path):
+    """Constant planted MTT: relative CBF follows the planted rCBV; its JSON names the reference."""
+    man = _session(tmp_path, brain)
+    out = man.parent.parent / "maps" / "manifest.json"
+    m = compute_session_maps(man, out, optional_maps=("adc", "rcbv", "rcbf"),
+                             motion_correction=False)  # fmt: skip
+    assert m["map_sources"]["rcbf"] == "computed from dsc"
+    rcbf = nib.load(out.parent / "rcbf.nii.gz").get_fdata()
+    cbf = nib.load(out.parent / "cbf.nii.gz").get_fdata()
+    side = json.loads((out.parent / "rcbf.json").read_text())
+    assert np.allclose(rcbf[cbf > 0] * side["reference_median"], cbf[cbf > 0], rtol=1e-5)
+    inside = brain["brain"] & ~ndimage.binary_dilation(brain["artery"], iterations=2)
+    r = float(np.corrcoef(rcbf[inside], brain["rcbv"][inside])[0, 1])
+    rel = rcbf / np.median(rcbf[brain["wm"]])
+    lesion = float(np.median(rel[brain["lesion"]]) / np.median(brain["rcbv"][brain["lesion"]]) - 1)
+    print(f"rcbf r={r:.3f} lesion median {lesion:+.1%}")
+    assert r >= 0.85, r
+    assert abs(lesion) < 0.15, lesion
+
+
+def test_dce_maps_from_a_raw_series(brain, tmp_path):
+    """SPGR series from planted Ktrans/ve with the population AIF and the assumed T10 (what the
+    map step assumes): the session's ktrans/ve recover them; the JSON says what was assumed."""
+    from radiogenomics.physiology import dce, dsc
+
+    b = brain
+    n, dt, onset, tr, flip = 60, 3.0, 6, 0.005, 15.0
+    t = np.arange(n) * dt
+    cp = dsc.population_aif(n, dt, onset) / (1 - 0.42)
+    ktrans = np.where(b["lesion"], 0.15, np.where(b["brain"], 0.02, 0.0))  # 1/min
+    ve = np.where(b["lesion"], 0.35, 0.2)
+    series = np.zeros(b["brain"].shape + (n,), np.float32)
+    for k, v in {(kt, vv) for kt, vv in zip(ktrans[b["brain"]], ve[b["brain"]], strict=True)}:
+        sel = b["brain"] & (ktrans == k) & (ve == v)
+        c = dce.tofts_forward(t, cp, k, k / v)
+        e = np.exp(-tr * (1 / dce.T10_ASSUMED_S + dce.R1_GD_3T * c))
+        series[sel] = 1000 * (1 - e) / (1 - np.cos(np.deg2rad(flip)) * e)
+    anat = tmp_path / "sub-01" / "ses-01" / "anat"
+    aff = b["affine"]
+    save_nifti(nib.Nifti1Image(b["s0"].astype(np.float32), aff), anat / "t1ce.nii.gz")
+    side = {"RepetitionTime": tr, "FlipAngle": flip, "TemporalResolution": dt}
+    entry = write_acquisition("dce", [nib.Nifti1Image(series, aff)], side, None, anat)
+    manifest = {"cohort": "c", "subject": "01", "session": "01", "missing": {},
+                "sequences": {"t1ce": "t1ce.nii.gz"}, "acquisitions": {"dce": entry}}  # fmt: skip
+    write_json(manifest, anat / "manifest.json")
+    out = tmp_path / "sub-01" / "ses-01" / "maps" / "manifest.json"
+    m = compute_session_maps(anat / "manifest.json", out, optional_maps=("ktrans", "ve"))
+    assert m["map_sources"] == {"ktrans": "computed from dce", "ve": "computed from dce"}
+    assert m["sequences"]["ktrans"] == "ktrans.nii.gz"
+    kt = nib.load(out.parent / "ktrans.nii.gz").get_fdata()
+    vv = nib.load(out.parent / "ve.nii.gz").get_fdata()
+    k_err = np.median(kt[b["lesion"]]) / 0.15 - 1
+    v_err = np.median(vv[b["lesion"]]) / 0.35 - 1
+    print(f"ktrans lesion median {k_err:+.1%}, ve {v_err:+.1%}")
+    assert abs(k_err) < 0.05 and abs(v_err) < 0.05
+    meta = json.loads((out.parent / "ktrans.json").read_text())
+    assert any("T10" in w for w in meta["warnings"]) and meta["source"] == "computed from dce"

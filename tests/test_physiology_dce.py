@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radiogenomics.errors import SubjectError
 from radiogenomics.physiology import dce
 from radiogenomics.physiology.session import dce_session
 
@@ -97,3 +98,13 @@ def test_dce_session_writes_maps_from_a_signal_series(tmp_path):
     assert np.allclose(k[kt > 0], kt[kt > 0], rtol=0.02)
     v = nib.load(str(tmp_path / "maps" / "ve.nii.gz")).get_fdata()
     assert np.allclose(v[kt > 0], 0.3, rtol=0.02)
+
+
+def test_enhancement_onset_and_flat_series():
+    """Onset = first volume of the rise; a series that never enhances fails naming the file."""
+    curve = np.full(40, 100.0)
+    curve[8:] += 30 * (1 - np.exp(-np.arange(1, 33) / 3))
+    assert dce.enhancement_onset(curve) == 8
+    with pytest.raises(SubjectError, match="no enhancement") as err:
+        dce.enhancement_onset(np.full(40, 100.0) + np.sin(np.arange(40)), file="dce.nii.gz")
+    assert "dce.nii.gz" in str(err.value)

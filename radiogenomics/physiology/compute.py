@@ -6,11 +6,17 @@ grid, each with its JSON), and writes `maps/manifest.json`: the intake manifest'
 `../anat/...`) plus the computed maps the config uses (`sequences.optional_maps`), so they follow
 the path of provided maps (co-registration, normalisation, features, habitats).
 
-rCBV reference: the WM mask of the preprocessing chain exists only after co-registration and the
-atlas step, in the reference space. So `maps/rcbv` is CBV over its median in the DSC series' own
-head mask (a robust whole-brain reference, recorded in rcbv.json), and the normalisation step then
-divides it, like a provided rCBV, by its median in contralateral normal-appearing WM (template WM
-minus the crude abnormality mask): the final `prep/rcbv` is WM-referenced either way.
+rCBV and rCBF reference: the WM mask of the preprocessing chain exists only after co-registration
+and the atlas step, in the reference space. So `maps/rcbv` is CBV over its median in the DSC
+series' own head mask (a robust whole-brain reference, recorded in rcbv.json), and the
+normalisation step then divides it, like a provided rCBV, by its median in contralateral
+normal-appearing WM (template WM minus the crude abnormality mask): the final `prep/rcbv` is
+WM-referenced either way. `rcbf` is built the same way from CBF (oSVD underestimates absolute
+CBF; the ratio cancels that scale).
+
+DCE (when the session has one and a DCE map is asked for in the maps config): extended Tofts with
+the population (Parker) AIF and an assumed T10 (`dce.T10_ASSUMED_S`), both recorded as warnings
+in the maps' JSON: Ktrans and vp then carry the AIF's scale, ve and kep less so.
 """
 
 from __future__ import annotations
@@ -25,34 +31,36 @@ from radiogenomics.errors import SubjectError
 from radiogenomics.imaging.common import read_manifest, sequence_paths
 from radiogenomics.io import load_nifti, read_json, save_like, write_json
 from radiogenomics.physiology import dsc
-from radiogenomics.physiology.session import dsc_session, dwi_session
+from radiogenomics.physiology.session import dce_session, dsc_session, dwi_session
 
 log = logging.getLogger(__name__)
 STAGE = "physiology"
 # Maps each raw kind can give (the rest of a kind's outputs stay in maps/ only).
-DSC_MAPS = ("rcbv", "cbv", "cbf", "mtt", "k2", "ph", "psr")
+DSC_MAPS = ("rcbv", "rcbf", "cbv", "cbf", "mtt", "k2", "ph", "psr")
 DWI_MAPS = ("adc", "ivim_d", "ivim_f", "ivim_dstar", "fa", "md")
 DTI_MAPS = ("fa", "md")
+DCE_MAPS = ("ktrans", "ve", "vp", "kep")
+KIND_MAPS = {"dsc": DSC_MAPS, "dwi": DWI_MAPS, "dti": DTI_MAPS, "dce": DCE_MAPS}
 
 
-def brain_relative_cbv(out_dir: Path, min_voxels: int = 100) -> dict:
-    """Write `rcbv` = leakage-corrected CBV / its median over the head mask (CBV > 0 voxels)."""
-    cbv_path = out_dir / "cbv.nii.gz"
-    img = load_nifti(cbv_path, stage=STAGE, what="computed CBV")
-    cbv = np.asarray(img.dataobj, np.float64)
+def brain_relative(out_dir: Path, source: str = "cbv", min_voxels: int = 100) -> dict:
+    """Write `r{source}` = `source` (CBV or CBF) / its median over the head mask (values > 0)."""
+    path = out_dir / f"{source}.nii.gz"
+    img = load_nifti(path, stage=STAGE, what=f"computed {source.upper()}")
+    values = np.asarray(img.dataobj, np.float64)
     # dsc_session writes 0 outside its head mask; negative CBV (noise, residual leakage) is kept
     # in the map but cannot anchor the reference.
-    ref = np.isfinite(cbv) & (cbv > 0)
+    ref = np.isfinite(values) & (values > 0)
     rel, med = dsc.normalise_to_reference(
-        cbv, ref, min_voxels=min_voxels, what="CBV", file=cbv_path
+        values, ref, min_voxels=min_voxels, what=source.upper(), file=path
     )
-    save_like(np.nan_to_num(rel).astype(np.float32), img, out_dir / "rcbv.nii.gz")
+    save_like(np.nan_to_num(rel).astype(np.float32), img, out_dir / f"r{source}.nii.gz")
     return {
-        "reference": "median CBV over the DSC head mask (CBV > 0)",
+        "reference": f"median {source.upper()} over the DSC head mask ({source.upper()} > 0)",
         "reference_median": med,
         "reference_voxels": int(ref.sum()),
         "note": "the preprocessing normalisation step divides this map by its median in "
-        "contralateral normal-appearing white matter, like a provided rCBV",
+        f"contralateral normal-appearing white matter, like a provided r{source.upper()}",
     }
 
 
@@ -104,10 +112,11 @@ def compute_session_maps(
             motion=dsc.MotionSettings(enabled=motion_correction),
             seed=seed,
         )
-        rcbv_info = brain_relative_cbv(out_dir)
-        cbv_meta = read_json(out_dir / "cbv.json")
-        _record(out_dir, "rcbv", cbv_meta | {"map": "rcbv", "units": "ratio", **rcbv_info})
-        computed["dsc"] = {"maps": sorted({*res} - {"meta"} | {"rcbv"}), "used": use}
+        for source in ("cbv", "cbf"):
+            info = brain_relative(out_dir, source)
+            meta = read_json(out_dir / f"{source}.json")
+            _record(out_dir, f"r{source}", meta | {"map": f"r{source}", "units": "ratio", **info})
+        computed["dsc"] = {"maps": sorted({*res} - {"meta"} | {"rcbv", "rcbf"}), "used": use}
     for kind, kind_maps in (("dwi", DWI_MAPS), ("dti", DTI_MAPS)):
         if kind not in acquisitions or not (use := wanted(kind_maps)):
             continue
@@ -129,6 +138,10 @@ def compute_session_maps(
         )
         made = sorted(set(res) - {"meta"})
         computed[kind] = {"maps": made, "used": [m for m in use if m in made]}
+    if "dce" in acquisitions and (use := wanted(DCE_MAPS)):
+        acq = acquisitions["dce"]
+        res = dce_session(anat / acq["files"][0], anat / acq["sidecar"], out_dir)
+        computed["dce"] = {"maps": sorted(set(res) - {"meta"}), "used": use}
     for kind, info in computed.items():
         for name in info["used"]:
             if not (out_dir / f"{name}.nii.gz").exists():
@@ -139,7 +152,7 @@ def compute_session_maps(
             sources[name] = f"computed from {kind}" + (" (a provided map was replaced)" * provided)
             _record(out_dir, name, {"source": sources[name]})
     for kind in acquisitions:
-        for name in {"dsc": DSC_MAPS, "dwi": DWI_MAPS, "dti": DTI_MAPS}.get(kind, ()):
+        for name in KIND_MAPS.get(kind, ()):
             if name in optional_maps and sources.get(name) == "provided":
                 sources[name] = f"provided (raw {kind} present, not computed: prefer=provided)"
     manifest = {k: upstream.get(k, "") for k in ("cohort", "subject", "session")}

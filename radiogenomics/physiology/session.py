@@ -321,11 +321,7 @@ def dce_session(
                            file=series)  # fmt: skip
     warnings: list[str] = []
     if baseline_volumes is None:
-        mean = sig.mean(axis=0)
-        rise = mean > mean[: max(2, n // 10)].mean() * 1.05
-        baseline_volumes = int(np.argmax(rise)) if rise.any() else 0
-        if baseline_volumes < 2:
-            raise SubjectError("no baseline before enhancement onset", stage=stage, file=series)
+        baseline_volumes = dce.enhancement_onset(sig.mean(axis=0), file=str(series))
     base = slice(0, baseline_volumes)
     if isinstance(t10, str | Path):
         t10_img = load_nifti(t10, stage=stage, what="T1 map")
