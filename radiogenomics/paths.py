@@ -16,7 +16,6 @@ ROIS = (
     "peritumoral_near",
     "peritumoral_far",
 )
-FEATURE_FAMILIES = ("lesion_wide", "histogram", "radiomics", "mismatch", "location")
 
 
 def subject_dir(cohort: str, subject: str, session: str, root: str | Path = RESULTS) -> Path:

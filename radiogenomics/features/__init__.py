@@ -1,4 +1,5 @@
-"""Features stage: per-subject tables (lesion_wide, histogram, radiomics, mismatch, location).
+"""Features stage: per-subject tables (lesion_wide, histogram, radiomics, mismatch, location,
+peritumoral_heterogeneity).
 
 The `run_*` functions are what the rule scripts call: they take the subject's input paths, the
 validated `features` config section and the output path(s), and write one-row tables (plus the
@@ -15,7 +16,14 @@ import numpy as np
 import pandas as pd
 
 from radiogenomics.config import section_defaults
-from radiogenomics.features import histogram, lesion_wide, location, mismatch, radiomics
+from radiogenomics.features import (
+    histogram,
+    lesion_wide,
+    location,
+    mismatch,
+    peritumoral_heterogeneity,
+    radiomics,
+)
 from radiogenomics.features.common import (
     QC,
     Ids,
@@ -192,6 +200,17 @@ def run_mismatch(manifest_path, roi_paths, brain_path, out, cfg=None) -> pd.Data
         )
     prov = _base_prov(manifest_path, cfg) | {f"mismatch_{k}": v for k, v in vars(params).items()}
     df = feature_row(ids, mismatch.mismatch_features(values), prov, qc)
+    write_tsv(df, out)
+    return df
+
+
+def run_peritumoral_heterogeneity(manifest_path, roi_paths, out, cfg=None) -> pd.DataFrame:
+    """Write `features/peritumoral_heterogeneity.tsv` (PHI of a raw DSC series; NaN without)."""
+    cfg = settings(cfg)
+    ids, qc, _, _, _ = _subject(manifest_path, roi_paths, cfg, out)
+    sd = Path(out).parent.parent
+    feats = peritumoral_heterogeneity.measure_session(sd, roi_paths, qc)
+    df = feature_row(ids, feats, _base_prov(manifest_path, cfg), qc)
     write_tsv(df, out)
     return df
 

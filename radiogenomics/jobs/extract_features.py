@@ -16,6 +16,7 @@ from radiogenomics.features import (
     run_lesion_wide,
     run_location,
     run_mismatch,
+    run_peritumoral_heterogeneity,
     run_perturbed,
     run_radiomics,
 )
@@ -63,6 +64,8 @@ def feature_steps(
             run_histogram(manifest, rois, out["histogram"], cfg)
         if "mismatch" in out:
             run_mismatch(manifest, rois, brain, out["mismatch"], cfg)
+        if "peritumoral_heterogeneity" in out:
+            run_peritumoral_heterogeneity(manifest, rois, out["peritumoral_heterogeneity"], cfg)
         if "location" in out:
             transforms = atlas_transforms(prep, settings["atlas_syn"])
             run_location(manifest, rois, brain, transforms, out["location"], cfg=cfg)
