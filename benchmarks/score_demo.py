@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from radiogenomics.demo.score import habitat_correlations, habitat_fraction_table, score_run
+from radiogenomics.demo.score import (
+    biopsy_map_correlations,
+    habitat_correlations,
+    habitat_fraction_table,
+    score_run,
+)
 from radiogenomics.features.mismatch import planted_performance
 
 
@@ -39,6 +44,14 @@ def main() -> None:
         print("mismatch sign vs planted:", planted_performance(tables, truth / "planted.tsv"))
     except (FileNotFoundError, KeyError, ValueError) as exc:
         print("mismatch sign: not scored:", exc)
+    maps = biopsy_map_correlations(results, truth, "egfr_amplification")
+    if len(maps):
+        print(
+            f"biopsy probability map r vs planted EGFR field ({len(maps)} amplified sessions):",
+            maps.groupby("cohort")["r"].median().round(3).to_dict(),
+            "median all",
+            round(float(maps["r"].median()), 3),
+        )
 
 
 if __name__ == "__main__":

@@ -107,3 +107,42 @@ def test_plant_on_a_demo_tumour() -> None:
         np.linalg.solve(anat.affine, np.c_[p.samples[["x", "y", "z"]], np.ones(len(p.samples))].T)
     )[:3].astype(int)
     assert core[tuple(ijk)].all()
+
+
+def test_map_scoring_resamples_through_world_and_skips_unamplified(tmp_path) -> None:
+    """`biopsy_map_correlations`: r over the planted viable tumour, the map on another grid."""
+    import nibabel as nib
+
+    from radiogenomics.demo.score import biopsy_map_correlations
+    from radiogenomics.demo.tumour import HYPERVASCULAR, NONVIABLE
+    from radiogenomics.io import write_tsv
+
+    region = _ball()
+    field, _ = egfr_field(region, AFFINE, np.random.default_rng(4), amplified=True)
+    habitat = np.where(region, HYPERVASCULAR, 0).astype(np.uint8)
+    habitat[:20] = np.where(region[:20], NONVIABLE, 0)  # necrotic half: outside the field's support
+    labels = np.where(region, 1, 0).astype(np.uint8)
+    truth, rows = tmp_path / "truth", []
+    for subject, amplified in (("P1", True), ("P2", False)):
+        td = truth / "demo_a" / f"sub-{subject}" / "ses-01"
+        td.mkdir(parents=True)
+        planted = field if amplified else np.zeros_like(field)
+        for name, arr in (("egfr_field", planted), ("habitat_map", habitat),
+                          ("tumor_labels", labels)):  # fmt: skip
+            nib.save(nib.Nifti1Image(arr, AFFINE), td / f"{name}.nii.gz")
+        # The map on a grid shifted by 5 voxels (world unchanged): 1 - field = perfectly wrong.
+        shifted = AFFINE.copy()
+        shifted[:3, 3] -= 10.0
+        moved = np.zeros((50, 50, 50), np.float32)
+        moved[5:45, 5:45, 5:45] = 1.0 - planted
+        path = tmp_path / f"{subject}.nii.gz"
+        nib.save(nib.Nifti1Image(moved, shifted), path)
+        rows.append({"cohort": "demo_a", "subject": subject, "session": "01", "status": "ok",
+                     "map": str(path)})  # fmt: skip
+    out = tmp_path / "results" / "biopsy" / MARKER
+    out.mkdir(parents=True)
+    write_tsv(pd.DataFrame(rows), out / "maps.tsv")
+    scores = biopsy_map_correlations(tmp_path / "results", truth, MARKER)
+    viable = region & (habitat == HYPERVASCULAR)
+    assert scores["subject"].tolist() == ["P1"] and scores["n_voxels"].iloc[0] == viable.sum()
+    assert scores["r"].iloc[0] == pytest.approx(-1.0, abs=1e-5)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from radiogenomics.demo.tumour import HYPERVASCULAR, HYPOVASCULAR
 from radiogenomics.paths import entities_from_path, failure_marker, prep_paths, subject_dir
 
 LPS = np.diag([-1.0, -1.0, 1.0])  # ANTs transforms points in LPS world coordinates
@@ -130,4 +131,41 @@ def score_run(results: Path, truth_root: Path) -> pd.DataFrame:
         row["coreg_mean_mm"] = float(np.mean(list(errs.values()))) if errs else np.nan
         row["coreg_max_mm"] = float(np.max(list(errs.values()))) if errs else np.nan
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def biopsy_map_correlations(results: Path, truth_root: Path, marker: str) -> pd.DataFrame:
+    """Probability map vs planted EGFR amplification field, one row per amplified session.
+
+    Pearson r over the planted viable tumour (hypervascular and hypovascular habitats in the core:
+    where the field lives), the map sampled trilinearly at the truth grid's voxel centres (the
+    truth world is the reference sequence's world, i.e. the prep grid's).
+    """
+    table_path = results / "biopsy" / marker / "maps.tsv"
+    rows = []
+    if not table_path.is_file():
+        return pd.DataFrame(columns=["cohort", "subject", "session", "r", "n_voxels"])
+    maps = pd.read_csv(table_path, sep="\t", dtype={"subject": str, "session": str})
+    for rec in maps[maps["status"] == "ok"].to_dict("records"):
+        td = truth_root / rec["cohort"] / f"sub-{rec['subject']}" / f"ses-{rec['session']}"
+        if not (td / "egfr_field.nii.gz").is_file():
+            continue
+        field_img = nib.load(td / "egfr_field.nii.gz")
+        field = np.asarray(field_img.dataobj, np.float32)
+        if field.max() < 0.5:  # not amplified: the field is 0 everywhere
+            continue
+        habitat = np.asarray(nib.load(td / "habitat_map.nii.gz").dataobj)
+        labels = np.asarray(nib.load(td / "tumor_labels.nii.gz").dataobj)
+        viable = np.isin(habitat, (HYPERVASCULAR, HYPOVASCULAR)) & np.isin(labels, (1, 3))
+        map_path = Path(rec["map"])  # written relative to the workflow's working directory
+        prob_img = nib.load(map_path if map_path.is_absolute() else results.parent / map_path)
+        ijk = np.argwhere(viable)
+        world = field_img.affine @ np.c_[ijk, np.ones(len(ijk))].T
+        vox = np.linalg.inv(prob_img.affine) @ world
+        prob = ndimage.map_coordinates(
+            np.asarray(prob_img.dataobj, np.float32), vox[:3], order=1, mode="nearest"
+        )
+        r = np.corrcoef(prob, field[viable])[0, 1] if prob.std() > 0 else np.nan
+        ids = {k: rec[k] for k in ("cohort", "subject", "session")}
+        rows.append(ids | {"r": float(r), "n_voxels": int(viable.sum())})
     return pd.DataFrame(rows)
