@@ -67,3 +67,35 @@ def test_no_perturbation_data_drops_nothing(tmp_path: Path) -> None:
     iccs = pd.DataFrame({"feature": ["a", "b"], "icc": [np.nan, 0.9]})
     assert dropped_features(iccs, 0.75)["reason"].tolist() == ["icc undefined"]
     assert feature_icc(pd.DataFrame(columns=["unit", "perturbation", "feature", "value"])).empty
+
+
+def test_vectorised_icc_equals_a_pivot_per_feature() -> None:
+    """feature_icc reshapes once for all features; per feature it must give what a pivot of that
+    feature alone gives: raters = perturbations with a value, subjects = units with a value."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for f in range(12):
+        for u in range(6):
+            base = rng.normal()
+            for p in ("original", "erode1", "dilate1"):
+                value = base + 0.3 * rng.normal()
+                if (f == 3 and p == "dilate1") or (f == 7 and u == 2) or f == 9:
+                    value = np.nan  # a perturbation, a subject, or everything missing
+                rows.append({"unit": f"u{u}", "perturbation": p, "feature": f"fam__f{f:02d}",
+                             "value": value})  # fmt: skip
+    long = pd.DataFrame(rows)
+    got = feature_icc(long).set_index("feature")
+    for feat, sub in long.groupby("feature"):
+        wide = sub.pivot_table(index="unit", columns="perturbation", values="value",
+                               aggfunc="first")  # fmt: skip
+        cols = [c for c in ("original", "erode1", "dilate1") if c in wide.columns]
+        Y = wide[cols].to_numpy(float)
+        expected = icc(Y)
+        assert got.loc[feat, "n_subjects"] == int(np.isfinite(Y).all(axis=1).sum()), feat
+        if np.isnan(expected):
+            assert np.isnan(got.loc[feat, "icc"]), feat
+        else:
+            assert got.loc[feat, "icc"] == pytest.approx(expected, abs=1e-12), feat
+    assert got.loc["fam__f03", "n_subjects"] == 6  # two raters left, every subject
+    assert got.loc["fam__f07", "n_subjects"] == 5
+    assert np.isnan(got.loc["fam__f09", "icc"]) and got.loc["fam__f09", "n_subjects"] == 0

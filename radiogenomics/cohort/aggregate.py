@@ -35,10 +35,11 @@ def read_feature_row(path: Path) -> dict[str, object]:
     df = read_tsv(path)
     if len(df) != 1:
         raise ValueError(f"{path}: expected one row, found {len(df)}")
-    row: dict[str, object] = {}
-    for col in df.columns:
-        if is_feature_column(col) and pd.api.types.is_numeric_dtype(df[col]):
-            row[col] = float(df[col].iloc[0])
+    numeric = df.select_dtypes(include="number")
+    keep = [c for c in numeric.columns if is_feature_column(c)]
+    row: dict[str, object] = dict(
+        zip(keep, numeric[keep].iloc[0].astype(float).tolist(), strict=True)
+    )
     reason = df["qc_reason"].iloc[0] if "qc_reason" in df.columns else ""
     row["qc_reason"] = "" if pd.isna(reason) else str(reason)
     return row
@@ -118,8 +119,11 @@ def order_columns(df: pd.DataFrame) -> pd.DataFrame:
         if col not in df.columns:
             df[col] = ""
     feats = sorted(c for c in df.columns if is_feature_column(c))
-    df = df[[*ID_COLUMNS, *META_COLUMNS, *feats, "qc_reason"]]
-    df[feats] = df[feats].astype(float)
+    # One concat, not a column assignment: assigning tens of thousands of columns (radiomics at
+    # 1 mm) splits pandas' blocks once per column, minutes for a two-row table.
+    df = pd.concat(
+        [df[[*ID_COLUMNS, *META_COLUMNS]], df[feats].astype(float), df[["qc_reason"]]], axis=1
+    )
     return df.sort_values(ID_COLUMNS, kind="stable").reset_index(drop=True)
 
 

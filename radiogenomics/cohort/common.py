@@ -42,7 +42,8 @@ def usable_features(
     columns = list(table.columns)
     matched = select_features(columns, patterns, set())
     kept = [c for c in matched if c not in dropped]
-    present = [c for c in kept if table[c].notna().any()]
+    has_value = table[kept].notna().any(axis=0).to_numpy() if kept else np.zeros(0, bool)
+    present = [c for c, ok in zip(kept, has_value, strict=True) if ok]
     notes = [
         f"pattern {p!r} matches no feature"
         for p in patterns
@@ -51,7 +52,7 @@ def usable_features(
     if len(kept) < len(matched):
         notes.append(f"{len(matched) - len(kept)} dropped by the robustness filter")
     if len(present) < len(kept):
-        missing = [c for c in kept if c not in present]
+        missing = [c for c, ok in zip(kept, has_value, strict=True) if not ok]
         notes.append(f"{len(missing)} missing in every subject (e.g. {missing[0]})")
     return present, "skipped: " + "; ".join(notes) if notes else ""
 
@@ -72,7 +73,9 @@ def clinical_columns(labels: pd.DataFrame, covariates: tuple[str, ...]) -> pd.Da
 def baseline_rows(features: pd.DataFrame) -> pd.DataFrame:
     """First session (sorted) of each subject: markers are properties of the patient."""
     srt = features.sort_values(ID_COLUMNS, kind="stable")
-    return srt.drop_duplicates(["cohort", "subject"], keep="first").reset_index(drop=True)
+    # duplicated() on the two id columns only: on the whole frame pandas walks every column.
+    repeat = srt[["cohort", "subject"]].duplicated(keep="first").to_numpy()
+    return srt[~repeat].reset_index(drop=True)
 
 
 def modelling_table(

@@ -202,13 +202,14 @@ def harmonise_table(
     imp = FrameImputer(batch).fit(X[train_mask])
     Xi = imp.transform(X)
     comb = ComBatHarmoniser(batch=batch).fit(Xi[train_mask])
-    out = df.copy()
     harmonised = comb.transform(Xi)
+    cols = list(harmonised.columns)
     values = harmonised.to_numpy()
     # Imputed cells were only needed by ComBat: show them missing again.
-    values[df[list(harmonised.columns)].isna().to_numpy()] = np.nan
-    out[list(harmonised.columns)] = values
-    return out
+    values[df[cols].isna().to_numpy()] = np.nan
+    # One concat, not a column assignment (pandas splits its blocks once per assigned column).
+    new = pd.DataFrame(values, columns=cols, index=df.index)
+    return pd.concat([df.drop(columns=cols), new], axis=1)[list(df.columns)]
 
 
 def run_harmonise(features_path: str, batch: str, enabled: bool, out: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -65,10 +66,19 @@ def pca_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """PCA of standardised features (median-imputed; constant/empty columns dropped): scores and
     explained-variance ratios."""
-    x = df[columns].apply(pd.to_numeric, errors="coerce")
-    x = x.loc[:, x.notna().any() & (x.std(skipna=True) > 0)]
-    x = x.fillna(x.median())
-    z = ((x - x.mean()) / x.std(ddof=0)).to_numpy(float)
+    # numpy, not column-wise pandas: 1 mm radiomics tables have tens of thousands of columns.
+    x = df[columns]
+    text = [c for c in columns if not pd.api.types.is_numeric_dtype(x[c])]
+    if text:
+        x = pd.concat([x.drop(columns=text), x[text].apply(pd.to_numeric, errors="coerce")],
+                      axis=1)[columns]  # fmt: skip
+    arr = x.to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN / single-value columns
+        keep = np.isfinite(arr).any(axis=0) & (np.nanstd(arr, axis=0, ddof=1) > 0)
+        arr = arr[:, keep]
+        arr = np.where(np.isnan(arr), np.nanmedian(arr, axis=0), arr)
+    z = (arr - arr.mean(axis=0)) / arr.std(axis=0)
     if z.shape[0] < 2 or z.shape[1] == 0:
         return np.zeros((z.shape[0], n_components)), np.zeros(n_components)
     u, s, _ = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
