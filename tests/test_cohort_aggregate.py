@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radiogenomics.cohort.aggregate import aggregate, merge_labels, run_aggregate
+from radiogenomics.cohort.aggregate import aggregate, merge_labels, read_feature_row, run_aggregate
 from radiogenomics.cohort.feature_table_cohort import load_feature_table
 from radiogenomics.errors import ConfigError
 from radiogenomics.intake.feature_table import id_number
@@ -159,3 +159,16 @@ def test_usable_subjects_names_the_tied_reason_the_same_way_whatever_the_row_ord
         assert table.loc["a", "usable"] == 1 and table.loc["a", "failed"] == 0
         assert table.loc["b", "usable"] == 0 and table.loc["b", "failed"] == 2
         assert table.loc["b", "most_common_reason"] == "intake: flair missing (1 of 2)"
+
+
+def test_feature_row_keeps_numeric_and_boolean_features_only(tmp_path: Path) -> None:
+    path = tmp_path / "family.tsv"
+    path.write_text(
+        "cohort\tsubject\tfam__roi__mean\tfam__roi__present\tfam__roi__label\tprov__version\t"
+        "qc_reason\nc\tS1\t1.5\tTrue\tabc\t3\tsmall ROI\n"
+    )
+    assert read_feature_row(path) == {
+        "fam__roi__mean": 1.5,
+        "fam__roi__present": 1.0,  # a yes/no feature is a number to the models
+        "qc_reason": "small ROI",
+    }

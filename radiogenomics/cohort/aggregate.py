@@ -35,7 +35,7 @@ def read_feature_row(path: Path) -> dict[str, object]:
     df = read_tsv(path)
     if len(df) != 1:
         raise ValueError(f"{path}: expected one row, found {len(df)}")
-    numeric = df.select_dtypes(include="number")
+    numeric = df.select_dtypes(include=["number", "bool"])  # as is_numeric_dtype
     keep = [c for c in numeric.columns if is_feature_column(c)]
     row: dict[str, object] = dict(
         zip(keep, numeric[keep].iloc[0].astype(float).tolist(), strict=True)
