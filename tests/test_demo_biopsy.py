@@ -137,8 +137,9 @@ def test_map_scoring_resamples_through_world_and_skips_unamplified(tmp_path) -> 
         moved[5:45, 5:45, 5:45] = 1.0 - planted
         path = tmp_path / f"{subject}.nii.gz"
         nib.save(nib.Nifti1Image(moved, shifted), path)
+        # maps.tsv names the map relative to the run directory (the parent of results/).
         rows.append({"cohort": "demo_a", "subject": subject, "session": "01", "status": "ok",
-                     "map": str(path)})  # fmt: skip
+                     "map": path.name})  # fmt: skip
     out = tmp_path / "results" / "biopsy" / MARKER
     out.mkdir(parents=True)
     write_tsv(pd.DataFrame(rows), out / "maps.tsv")

@@ -76,12 +76,12 @@ def feature_icc(long: pd.DataFrame, kind: str = "3,1") -> pd.DataFrame:
     rows = []
     for start, stop in zip(starts, [*starts[1:], len(features)], strict=True):
         block = values[start:stop]
-        present = [name for j, name in enumerate(names) if np.isfinite(block[:, j]).any()]
+        has_value = np.isfinite(block).any(axis=0)
+        present = [name for name, ok in zip(names, has_value, strict=True) if ok]
         raters = [c for c in PERTURBATIONS if c in present] or present
-        cols = [names.index(c) for c in raters]
-        Y = block[:, cols]
-        Y = Y[np.isfinite(Y).any(axis=1)] if cols else np.empty((0, 0))
-        n_ok = int(np.isfinite(Y).all(axis=1).sum())
+        Y = block[:, [names.index(c) for c in raters]]
+        # icc() drops incomplete subjects itself; with no rater no subject counts.
+        n_ok = int(np.isfinite(Y).all(axis=1).sum()) if raters else 0
         rows.append({"feature": features[start], "icc": icc(Y, kind), "n_subjects": n_ok})
     return pd.DataFrame(rows, columns=columns)
 
