@@ -14,6 +14,7 @@ import io
 import logging
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,80 @@ def _combat_fit(data: np.ndarray, batch: np.ndarray, ref_batch: str | None = Non
         )
 
 
+def column_nanmedians(values: np.ndarray) -> np.ndarray:
+    """np.nanmedian(values, axis=0) (NaN for an all-missing column) from one sort: nanmedian takes
+    a masked-array path on small arrays that cost more than the rest of an imputer fit."""
+    values = np.asarray(values, float)
+    if not len(values):
+        return np.full(values.shape[1], np.nan)
+    ordered = np.sort(values, axis=0)  # NaN sorts last
+    n = (~np.isnan(values)).sum(axis=0)
+    cols = np.arange(values.shape[1])
+    lo = ordered[np.maximum((n - 1) // 2, 0), cols]
+    hi = ordered[np.minimum(n // 2, len(values) - 1), cols]
+    with np.errstate(invalid="ignore"):
+        mid = np.where(n % 2 == 1, lo, (lo + hi) / 2.0)
+    return np.where(n > 0, mid, np.nan)
+
+
+def _positions_except(columns: pd.Index, name: str) -> np.ndarray:
+    """Positions of every column but `name`, in order."""
+    return np.flatnonzero(np.asarray(columns != name))
+
+
+@dataclass(frozen=True, eq=False)
+class BatchedRows:
+    """Feature rows as one float array plus each row's batch label: what FrameImputer and
+    ComBatHarmoniser read from a feature frame, taken out once so that a nested CV indexes arrays
+    (pandas' fixed cost per call was most of a small fold's work). Rows by position: `.iloc[rows]`,
+    as on a DataFrame."""
+
+    values: np.ndarray  # (n, p) float, C order
+    batch: np.ndarray  # (n,) batch label of each row (str)
+    columns: tuple[str, ...]  # names of the p value columns
+    batch_name: str
+
+    @classmethod
+    def from_frame(cls, X: pd.DataFrame, batch: str) -> BatchedRows:
+        """Split a frame's batch column from its (numeric) value columns."""
+        pos = _positions_except(X.columns, batch)
+        values = np.ascontiguousarray(X.iloc[:, pos].to_numpy(dtype=float))
+        labels = X[batch].astype(str).to_numpy()
+        return cls(values, labels, tuple(X.columns[pos]), batch)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def iloc(self) -> _BatchedRowIndexer:
+        """Rows by position, like a DataFrame's `.iloc`."""
+        return _BatchedRowIndexer(self)
+
+
+class _BatchedRowIndexer:
+    def __init__(self, rows: BatchedRows) -> None:
+        self._rows = rows
+
+    def __getitem__(self, index) -> BatchedRows:
+        r = self._rows
+        return BatchedRows(r.values[index], r.batch[index], r.columns, r.batch_name)
+
+
+def _batched_parts(X, batch: str) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """(batch labels, float values of every other column, their names) of a frame or BatchedRows."""
+    if isinstance(X, BatchedRows):
+        if X.batch_name != batch:
+            raise ValueError(f"rows carry batch {X.batch_name!r}, the transformer wants {batch!r}")
+        return X.batch, X.values, X.columns
+    if not isinstance(X, pd.DataFrame) or batch not in X.columns:
+        raise ValueError(f"ComBatHarmoniser needs a DataFrame with batch column {batch!r}")
+    pos = _positions_except(X.columns, batch)
+    # One positional block read: selecting columns by a list of names costs more than the rest
+    # of a transform inside a nested CV.
+    values = np.ascontiguousarray(X.iloc[:, pos].to_numpy(dtype=float))
+    return X[batch].astype(str).to_numpy(), values, tuple(X.columns[pos])
+
+
 class ComBatHarmoniser(TransformerMixin, BaseEstimator):
     """ComBat on the feature columns of a DataFrame; `batch` names the batch column (stripped).
 
@@ -76,25 +151,18 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
         self.enabled = enabled
         self.as_frame = as_frame
 
-    def _split(self, X: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-        if not isinstance(X, pd.DataFrame) or self.batch not in X.columns:
-            raise ValueError(f"ComBatHarmoniser needs a DataFrame with batch column {self.batch!r}")
-        cols = [c for c in X.columns if c != self.batch]
-        return X[self.batch].astype(str).to_numpy(), cols
-
     def fit(self, X: pd.DataFrame, y=None) -> ComBatHarmoniser:
         """Estimate ComBat parameters from these (training) rows only."""
-        batch, cols = self._split(X)
+        batch, full, cols = _batched_parts(X, self.batch)
         self.feature_names_in_ = np.asarray(cols, dtype=object)
-        self.feature_cols_ = [c for c in cols if not c.startswith(self.passthrough_prefix)]
-        imaging = set(self.feature_cols_)
-        self.feature_idx_ = np.array([i for i, c in enumerate(cols) if c in imaging], int)
-        values = X[self.feature_cols_].to_numpy(dtype=float)
+        prefix = self.passthrough_prefix
+        self.feature_idx_ = np.flatnonzero([not str(c).startswith(prefix) for c in cols])
+        self.feature_cols_ = [cols[i] for i in self.feature_idx_]
+        values = full[:, self.feature_idx_]
         if np.isnan(values).any():
             raise ValueError("ComBatHarmoniser got missing values: impute before harmonising")
-        self.batches_ = np.unique(batch)
+        self.batches_, counts = np.unique(batch, return_counts=True)
         # ComBat needs >= 2 batches with >= 2 rows and non-constant features; otherwise identity.
-        counts = pd.Series(batch).value_counts()
         sd = values.std(axis=0)
         self.combat_cols_ = np.flatnonzero(sd > 0)
         self.active_ = bool(
@@ -139,10 +207,11 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame | np.ndarray:
         """Harmonise rows with the fitted estimates; the batch column is dropped."""
-        batch, cols = self._split(X)
-        if list(cols) != list(self.feature_names_in_):
+        batch, full, cols = _batched_parts(X, self.batch)
+        if not np.array_equal(np.asarray(cols, dtype=object), self.feature_names_in_):
             raise ValueError("ComBatHarmoniser.transform got other columns than fit")
-        values = X[self.feature_cols_].to_numpy(dtype=float)
+        full = np.array(full, dtype=float, order="C")  # a copy: never write into the input
+        values = full[:, self.feature_idx_]
         out = values.copy()
         seen = np.isin(batch, self.batches_)
         if self.active_ and seen.any():
@@ -154,9 +223,11 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
                 rows = batch == site
                 out[rows] = self._unseen(values[rows])
         # One block write: column-wise assignment costs more than ComBat itself here.
-        full = np.ascontiguousarray(X[cols].to_numpy(dtype=float))
         full[:, self.feature_idx_] = out
-        return pd.DataFrame(full, columns=cols, index=X.index) if self.as_frame else full
+        if not self.as_frame:
+            return full
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.DataFrame(full, columns=list(cols), index=index)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Feature names after the batch column is stripped."""
@@ -164,29 +235,53 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
 
 
 class FrameImputer(TransformerMixin, BaseEstimator):
-    """Median imputation that keeps a DataFrame (and the batch column) for ComBat downstream."""
+    """Median imputation that keeps the batch column for ComBat downstream: a DataFrame in, a
+    DataFrame out; BatchedRows in, BatchedRows out."""
 
     def __init__(self, batch: str = "site") -> None:
         self.batch = batch
 
-    def fit(self, X: pd.DataFrame, y=None) -> FrameImputer:
+    def fit(self, X: pd.DataFrame | BatchedRows, y=None) -> FrameImputer:
         """Learn training medians; columns all-missing in training are dropped."""
-        cols = [c for c in X.columns if c != self.batch]
-        values = X[cols].to_numpy(dtype=float)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are dropped below
-            med = np.nanmedian(values, axis=0)
-        keep = ~np.isnan(med)
-        self.columns_ = [c for c, k in zip(cols, keep, strict=True) if k]
+        if isinstance(X, BatchedRows):
+            values, cols = X.values, X.columns
+            self.keep_batch_ = True
+        else:
+            pos = _positions_except(X.columns, self.batch)
+            values, cols = X.iloc[:, pos].to_numpy(dtype=float), tuple(X.columns[pos])
+            self.keep_batch_ = self.batch in X.columns
+        med = column_nanmedians(values)
+        keep = np.flatnonzero(~np.isnan(med))
+        self.fit_columns_ = cols
+        self.keep_idx_ = keep
+        self.columns_ = [cols[i] for i in keep]
         self.medians_ = med[keep]
-        self.keep_batch_ = self.batch in X.columns
         return self
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+    def _values(self, X: pd.DataFrame | BatchedRows) -> np.ndarray:
+        """The kept columns of X as a C-ordered float array (reductions then round alike)."""
+        if isinstance(X, BatchedRows):
+            if X.columns == self.fit_columns_:
+                return X.values[:, self.keep_idx_]
+            where = {c: i for i, c in enumerate(X.columns)}
+            idx = np.array([where.get(c, -1) for c in self.columns_], int)
+            source = X.values
+        else:
+            idx = X.columns.get_indexer(self.columns_)
+            source = None
+        if (idx < 0).any():
+            missing = [c for c, i in zip(self.columns_, idx, strict=True) if i < 0]
+            raise KeyError(f"FrameImputer.transform: columns missing: {missing[:5]}")
+        if source is not None:
+            return source[:, idx]
+        return np.ascontiguousarray(X.iloc[:, idx].to_numpy(dtype=float))
+
+    def transform(self, X: pd.DataFrame | BatchedRows) -> pd.DataFrame | BatchedRows:
         """Fill missing values with training medians."""
-        # C order whatever the input's block layout: reductions then round identically.
-        values = np.ascontiguousarray(X[self.columns_].to_numpy(dtype=float))
+        values = self._values(X)
         values = np.where(np.isnan(values), self.medians_, values)
+        if isinstance(X, BatchedRows):
+            return BatchedRows(values, X.batch, tuple(self.columns_), X.batch_name)
         out = pd.DataFrame(values, columns=self.columns_, index=X.index)
         if self.keep_batch_:
             out[self.batch] = X[self.batch].astype(str).to_numpy()

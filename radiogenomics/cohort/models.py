@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from radiogenomics.cohort.auc import bootstrap_auc_ci, rank_auc
-from radiogenomics.cohort.harmonise import ComBatHarmoniser, FrameImputer
+from radiogenomics.cohort.harmonise import BatchedRows, ComBatHarmoniser, FrameImputer
 from radiogenomics.cohort.lasso import l1_penalty_kwargs
 
 CLINICAL_PREFIX = "clinical__"
@@ -187,9 +187,14 @@ def _prefix_and_model(pipe: Pipeline) -> tuple[Pipeline | None, BaseEstimator]:
     return (Pipeline(steps[:-1]) if len(steps) > 1 else None), steps[-1][1]
 
 
+def take_rows(X, rows: np.ndarray):
+    """Rows by position of a frame (or anything answering `.iloc`) or of a plain array."""
+    return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
+
+
 def _fit_split(prefix, model, params: dict, X, y: np.ndarray, rows: np.ndarray):
     """(fitted prefix or None, its transform of the rows) for one training set."""
-    Xr = X.iloc[rows]
+    Xr = take_rows(X, rows)
     if prefix is None:
         return None, np.asarray(Xr) if not isinstance(Xr, pd.DataFrame) else Xr
     fitted = clone(prefix)
@@ -252,7 +257,7 @@ def fit_tuned(
         scores = np.full((len(candidates), folds), np.nan)
         for j, (a, b) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
             fitted, Xa = _fit_split(prefix, model, {}, X, y, a)
-            Xb = _transform(fitted, X.iloc[b])
+            Xb = _transform(fitted, take_rows(X, b))
             for i, params in enumerate(candidates):
                 est = clone(model).set_params(**{k[strip:]: v for k, v in params.items()})
                 scores[i, j] = rank_auc(y[b], _response(est.fit(Xa, y[a]), Xb))
@@ -264,15 +269,29 @@ def fit_tuned(
         return _assemble(pipe, fitted, est), params
 
 
+def as_batched_rows(pipe, grid: dict, X):
+    """X as BatchedRows when `pipe` starts with a FrameImputer and every grid key is the model's
+    (fit_tuned's own search, not GridSearchCV): folds then index one float array, the same
+    numbers without pandas' cost per call. Anything else comes back unchanged."""
+    if not isinstance(X, pd.DataFrame) or not isinstance(pipe, Pipeline):
+        return X
+    first, last = pipe.steps[0][1], pipe.steps[-1][0]
+    if not isinstance(first, FrameImputer) or first.batch not in X.columns:
+        return X
+    if any(not k.startswith(f"{last}__") for k in grid):
+        return X
+    return BatchedRows.from_frame(X, first.batch)
+
+
 def _outer_split(pipe, grid, X, y, tr, te, inner, seed) -> tuple[np.ndarray, dict]:
     """Fit on the outer training rows, predict the outer test rows."""
     # Parameter validation of every estimator call was a third of a small nested CV's time;
     # the pipelines are built by this module, so their parameters are known to be valid.
     with sklearn.config_context(skip_parameter_validation=True):
-        best, params = fit_tuned(pipe, grid, X.iloc[tr], y[tr], inner, seed)
+        best, params = fit_tuned(pipe, grid, take_rows(X, tr), y[tr], inner, seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return best.predict_proba(X.iloc[te])[:, 1], params
+            return best.predict_proba(take_rows(X, te))[:, 1], params
 
 
 @dataclass
@@ -307,6 +326,7 @@ def nested_cv(
 ) -> CVResult:
     """Repeated stratified nested CV: inner GridSearchCV tunes, outer folds estimate."""
     y = np.asarray(y).astype(int)
+    X = as_batched_rows(pipe, grid, X)
     folds = max(2, min(outer_folds, int(np.bincount(y).min())))
     rskf = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     splits = list(rskf.split(np.zeros(len(y)), y))
@@ -383,6 +403,7 @@ def permutation_control(
     raised to the full run's bound (1 + b) / (n + 1) where that is larger.
     """
     rng = np.random.default_rng(seed + 7919)
+    X = as_batched_rows(pipe, grid, X)
     aucs = []
     exceed = 0
     for i in range(n_permutations):
