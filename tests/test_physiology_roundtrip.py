@@ -49,9 +49,11 @@ def test_rcbv_matches_the_planted_map(brain, dsc_maps):
     # the planted map has no partial-volume truth there.
     inside = b["brain"] & ~ndimage.binary_dilation(b["artery"], iterations=2)
     r = np.corrcoef(maps["rcbv"][inside], b["rcbv"][inside])[0, 1]
-    assert r >= 0.95  # measured 0.98 (0.968-0.982 over seeds 3-5)
+    # Measured 0.992 (0.990-0.994 over seeds 3-5); 0.967-0.984 when motion correction resliced
+    # linearly and the simulator moved volumes linearly (a shift-dependent blur at CSF edges).
+    assert r >= 0.98
     lesion = np.median(maps["rcbv"][b["lesion"]])
-    assert lesion == pytest.approx(np.median(b["rcbv"][b["lesion"]]), rel=0.10)  # measured 3.5%
+    assert lesion == pytest.approx(np.median(b["rcbv"][b["lesion"]]), rel=0.05)  # measured 1.7%
     assert np.median(maps["rcbv"][b["enhancing"]]) > 2.5  # planted median 3.3
     assert meta["aif"]["source"] == "automatic"
     assert meta["motion"]["enabled"] and 0.2 < meta["motion"]["max_translation_mm"] < 2.0

@@ -7,7 +7,7 @@ Forward models that the map computation (`radiogenomics.physiology`) inverts:
   demo's rCBV is relative to normal WM = 1, sequences.py). T1 leakage with a planted K2 (1/s):
   dR2*_obs = dR2*_true - K2 cumsum(dR2*_WM) dt (positive K2 raises the signal: enhancing tumour).
   Signal S = S0 exp(-TE dR2*_obs), a slow rigid head drift (smoothed random walk, volume 0 at
-  rest), then Rician noise.
+  rest, each volume moved by cubic B-spline resampling), then Rician noise.
 - DWI: isotropic mono-exponential S = S0 exp(-b ADC) at each b (ADC planted in 1e-6 mm^2/s, the
   demo's unit), one volume per direction, Rician noise.
 `ratio` (`tissue_relaxivity_ratio`) is the tissue/blood dR2* efficiency: it scales absolute CBV
@@ -160,7 +160,9 @@ def simulate_dsc(
             r = rotation_matrix(deg)
             m[:3, :3] = r
             m[:3, 3] = centre - r @ centre + shift
-            signal[..., v] = apply_motion(signal[..., v], affine, m, mode="nearest")
+            # Cubic B-spline: a moving head changes position, not sharpness; linear interpolation
+            # would blur each volume by its own shift, a signal change at every tissue/CSF edge.
+            signal[..., v] = apply_motion(signal[..., v], affine, m, order=3, mode="nearest")
         motion.append({"rotation_deg_xyz": deg.tolist(), "translation_mm": shift.tolist()})
     sigma = p.noise * float(np.median(np.asarray(s0)[tissue]))
     series = rician(signal, sigma, rng)

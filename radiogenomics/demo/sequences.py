@@ -204,7 +204,8 @@ def apply_motion(
     """Move image content by world matrix M on the same grid: out(y) = data(M^-1 y).
 
     `mode="nearest"` for a slab that cuts through the head: tissue moving in through its edge
-    has signal (a constant 0 makes edge voxels lose all signal, a fake bolus)."""
+    has signal (a constant 0 makes edge voxels lose all signal, a fake bolus). `order` > 1 is a
+    B-spline of that degree (prefiltered, so it interpolates)."""
     vox = np.linalg.inv(affine) @ np.linalg.inv(matrix) @ affine
     return ndimage.affine_transform(
         data,
@@ -213,7 +214,7 @@ def apply_motion(
         order=order,
         mode=mode,
         cval=0.0,
-        prefilter=False,
+        prefilter=order > 1,
     )
 
 
