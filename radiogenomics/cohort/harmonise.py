@@ -77,8 +77,8 @@ def _positions_except(columns: pd.Index, name: str) -> np.ndarray:
 class BatchedRows:
     """Feature rows as one float array plus each row's batch label: what FrameImputer and
     ComBatHarmoniser read from a feature frame, taken out once so that a nested CV indexes arrays
-    (pandas' fixed cost per call was most of a small fold's work). Rows by position: `.iloc[rows]`,
-    as on a DataFrame."""
+    (pandas' fixed cost per call was most of a small fold's work). `rows[index]` takes rows by
+    position (`cohort.models.take_rows`)."""
 
     values: np.ndarray  # (n, p) float, C order
     batch: np.ndarray  # (n,) batch label of each row (str)
@@ -96,19 +96,9 @@ class BatchedRows:
     def __len__(self) -> int:
         return len(self.values)
 
-    @property
-    def iloc(self) -> _BatchedRowIndexer:
-        """Rows by position, like a DataFrame's `.iloc`."""
-        return _BatchedRowIndexer(self)
-
-
-class _BatchedRowIndexer:
-    def __init__(self, rows: BatchedRows) -> None:
-        self._rows = rows
-
     def __getitem__(self, index) -> BatchedRows:
-        r = self._rows
-        return BatchedRows(r.values[index], r.batch[index], r.columns, r.batch_name)
+        """Rows by position, with their batch labels."""
+        return BatchedRows(self.values[index], self.batch[index], self.columns, self.batch_name)
 
 
 def _batched_parts(X, batch: str) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -260,20 +250,15 @@ class FrameImputer(TransformerMixin, BaseEstimator):
 
     def _values(self, X: pd.DataFrame | BatchedRows) -> np.ndarray:
         """The kept columns of X as a C-ordered float array (reductions then round alike)."""
-        if isinstance(X, BatchedRows):
-            if X.columns == self.fit_columns_:
-                return X.values[:, self.keep_idx_]
-            where = {c: i for i, c in enumerate(X.columns)}
-            idx = np.array([where.get(c, -1) for c in self.columns_], int)
-            source = X.values
-        else:
-            idx = X.columns.get_indexer(self.columns_)
-            source = None
+        rows = isinstance(X, BatchedRows)
+        if rows and X.columns == self.fit_columns_:
+            return X.values[:, self.keep_idx_]
+        idx = pd.Index(X.columns).get_indexer(self.columns_)
         if (idx < 0).any():
             missing = [c for c, i in zip(self.columns_, idx, strict=True) if i < 0]
             raise KeyError(f"FrameImputer.transform: columns missing: {missing[:5]}")
-        if source is not None:
-            return source[:, idx]
+        if rows:
+            return X.values[:, idx]
         return np.ascontiguousarray(X.iloc[:, idx].to_numpy(dtype=float))
 
     def transform(self, X: pd.DataFrame | BatchedRows) -> pd.DataFrame | BatchedRows:

@@ -188,7 +188,7 @@ def _prefix_and_model(pipe: Pipeline) -> tuple[Pipeline | None, BaseEstimator]:
 
 
 def take_rows(X, rows: np.ndarray):
-    """Rows by position of a frame (or anything answering `.iloc`) or of a plain array."""
+    """Rows by position of a frame (or anything answering `.iloc`), an array or BatchedRows."""
     return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
 
 
