@@ -23,6 +23,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from scipy import ndimage
 
 from radiogenomics.errors import SubjectError
 
@@ -66,6 +67,10 @@ class MotionSettings:
     # varies with its shift: at the tissue/CSF edges of a T2*-weighted series that is a signal
     # change the bolus never made (SPM's realignment reslices with a 4th-degree B-spline).
     interpolator: str = "bSpline"
+    # The registration target lies on a grid offset by half a voxel: on the moving volumes' own
+    # grid, interpolation makes mutual information peak at zero shift, and sub-voxel motion was
+    # underestimated by ~15 % (demo DSC, known truth).
+    offset_reference: bool = True
 
 
 @dataclass
@@ -382,6 +387,15 @@ def _block_mean(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
     return d.reshape(sx // fx, fx, sy // fy, fy, sz // fz, fz).mean(axis=(1, 3, 5))
 
 
+def _half_voxel_offset(img: nib.Nifti1Image) -> nib.Nifti1Image:
+    """The image resampled (cubic B-spline) at the centres of a grid shifted by half a voxel."""
+    data = np.asarray(img.dataobj, np.float64)
+    shifted = ndimage.shift(data, (-0.5, -0.5, -0.5), order=3, mode="nearest")
+    affine = np.array(img.affine, np.float64)
+    affine[:3, 3] = affine[:3, :3] @ np.full(3, 0.5) + affine[:3, 3]
+    return nib.Nifti1Image(shifted.astype(np.float32), affine)
+
+
 def motion_correct(
     echoes: list[np.ndarray],
     affine: np.ndarray,
@@ -411,7 +425,7 @@ def motion_correct(
     ref_full = data[0][..., reference_volumes].mean(axis=-1)
     full_img = nib.Nifti1Image(ref_full, affine)
     low_img = nib.Nifti1Image(_block_mean(ref_full, factors).astype(np.float32), low_aff)
-    fixed_low = to_ants(low_img)
+    fixed_low = to_ants(_half_voxel_offset(low_img) if settings.offset_reference else low_img)
     fixed_full = to_ants(full_img)
     out = [np.empty_like(d) for d in data]
     params = []
