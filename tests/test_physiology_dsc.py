@@ -275,18 +275,18 @@ def test_phi_identical_populations_are_homogeneous_and_different_are_not():
 def test_motion_reference_on_a_half_voxel_offset_grid_keeps_world_positions():
     # A linear ramp is reproduced exactly by the cubic B-spline: each voxel of the offset grid
     # holds the ramp's value at that voxel's own world position.
+    ijk = np.moveaxis(np.indices((20, 18, 16)), 0, -1)
+
+    def ramp(affine):
+        x, y, z = np.moveaxis(nib.affines.apply_affine(affine, ijk), -1, 0)
+        return 0.3 * x - 0.2 * y + 0.1 * z
+
     affine = np.diag([3.5, 3.5, 5.0, 1.0])
     affine[:3, 3] = [-100.0, -90.0, -40.0]
-    ijk = np.indices((20, 18, 16)).astype(float)
-    world = np.einsum("ab,b...->a...", affine[:3, :3], ijk) + affine[:3, 3, None, None, None]
-    ramp = 0.3 * world[0] - 0.2 * world[1] + 0.1 * world[2]
-    shifted = dsc._half_voxel_offset(nib.Nifti1Image(ramp.astype(np.float32), affine))
+    shifted = dsc._half_voxel_offset(nib.Nifti1Image(ramp(affine).astype(np.float32), affine))
     np.testing.assert_allclose(shifted.affine[:3, 3], affine[:3, 3] + [1.75, 1.75, 2.5])
-    new_world = (
-        np.einsum("ab,b...->a...", shifted.affine[:3, :3], ijk)
-        + shifted.affine[:3, 3, None, None, None]
-    )
-    expected = 0.3 * new_world[0] - 0.2 * new_world[1] + 0.1 * new_world[2]
     # Away from the edges, where the spline's boundary condition bends the ramp.
     inner = (slice(4, -4),) * 3
-    np.testing.assert_allclose(np.asarray(shifted.dataobj)[inner], expected[inner], atol=5e-3)
+    np.testing.assert_allclose(
+        np.asarray(shifted.dataobj)[inner], ramp(shifted.affine)[inner], atol=5e-3
+    )

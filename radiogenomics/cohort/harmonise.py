@@ -88,6 +88,8 @@ class BatchedRows:
     @classmethod
     def from_frame(cls, X: pd.DataFrame, batch: str) -> BatchedRows:
         """Split a frame's batch column from its (numeric) value columns."""
+        # One positional block read: selecting columns by a list of names costs more than the
+        # rest of a transform inside a nested CV.
         pos = _positions_except(X.columns, batch)
         values = np.ascontiguousarray(X.iloc[:, pos].to_numpy(dtype=float))
         labels = X[batch].astype(str).to_numpy()
@@ -109,11 +111,8 @@ def _batched_parts(X, batch: str) -> tuple[np.ndarray, np.ndarray, tuple]:
         return X.batch, X.values, X.columns
     if not isinstance(X, pd.DataFrame) or batch not in X.columns:
         raise ValueError(f"ComBatHarmoniser needs a DataFrame with batch column {batch!r}")
-    pos = _positions_except(X.columns, batch)
-    # One positional block read: selecting columns by a list of names costs more than the rest
-    # of a transform inside a nested CV.
-    values = np.ascontiguousarray(X.iloc[:, pos].to_numpy(dtype=float))
-    return X[batch].astype(str).to_numpy(), values, tuple(X.columns[pos])
+    rows = BatchedRows.from_frame(X, batch)
+    return rows.batch, rows.values, rows.columns
 
 
 class ComBatHarmoniser(TransformerMixin, BaseEstimator):
