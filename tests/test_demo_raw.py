@@ -6,6 +6,7 @@ import json
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import yaml
 from snakemake.utils import validate
 
@@ -16,7 +17,7 @@ from radiogenomics.intake.discover import DISCOVER
 from radiogenomics.intake.session import intake_session
 from radiogenomics.physiology.compute import compute_session_maps
 
-DEMO = {"size": "small", "raw_acquisitions": {"enabled": True}}
+DEMO = {"size": "small", "raw_acquisitions": {"discovery_fraction": 0.25}}
 
 
 def test_raw_demo_session_intake_and_adc_match_planted_truth(tmp_path):
@@ -27,7 +28,15 @@ def test_raw_demo_session_intake_and_adc_match_planted_truth(tmp_path):
     plan = plan_demo(DEMO, cfg["seed"])
     raw_rows = plan[(plan.cohort == "demo_a") & plan.raw_acquisitions]
     assert 0 < len(raw_rows) < (plan.cohort == "demo_a").sum()  # a few sessions, not all
-    assert not plan_demo({"size": "small"}, cfg["seed"]).raw_acquisitions.any()  # off by default
+    default = plan_demo({"size": "small"}, cfg["seed"])
+    # By default every validation session ships raw series and no discovery session does.
+    assert default[default.cohort == "demo_b"].raw_acquisitions.all()
+    assert not default[default.cohort == "demo_a"].raw_acquisitions.any()
+    # Every other planted value is the same whichever sessions ship raw series.
+    off = plan_demo({"size": "small", "raw_acquisitions": {"enabled": False}}, cfg["seed"])
+    pd.testing.assert_frame_equal(
+        default.drop(columns="raw_acquisitions"), off.drop(columns="raw_acquisitions")
+    )
     subject = raw_rows.subject.iloc[0]
     generate_subject(DEMO, cfg["seed"], "demo_a", subject, tmp_path)
     row = next(r for r in DISCOVER["bids"](cohort) if r["subject"] == subject) | {

@@ -495,7 +495,10 @@ scanner).
 - `demo_b/` (validation, site demo_b, 1.5T): TCIA-style DICOM only,
   `SUBJECT/SESSION/NN_slug/IM0001.dcm`, series `AX T1 PRE`, `AX T1 POST GAD`, `AX T2 FSE`,
   `AX T2 FLAIR`, `ADC MAP`, `rCBV MAP`; uint16 pixels with RescaleSlope/Intercept; dcm2niix
-  rebuilds the truth grid exactly. Headers contain fake PHI.
+  rebuilds the truth grid exactly. Headers contain fake PHI. A session with
+  `raw_acquisitions` in planted.tsv (by default every demo_b session; demo_a ones as BIDS
+  `perf/`/`dwi/`) ships `AX PERFUSION` (4-D DSC) and `AX DIFFUSION` (b 0/500/1000) instead of the
+  maps; its planted maps and acquisition grid are in `truth/.../maps/`.
 - `labels/{{cohort}}.tsv`: {", ".join(LABEL_COLUMNS)};
   blank = not tested (see `labels_blank` in planted.tsv); `progression` blank with one session.
 
