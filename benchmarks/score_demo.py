@@ -12,6 +12,7 @@ import pandas as pd
 
 from radiogenomics.demo.score import (
     biopsy_map_correlations,
+    computed_map_agreement,
     habitat_correlations,
     habitat_fraction_table,
     score_run,
@@ -44,6 +45,10 @@ def main() -> None:
         print("mismatch sign vs planted:", planted_performance(tables, truth / "planted.tsv"))
     except (FileNotFoundError, KeyError, ValueError) as exc:
         print("mismatch sign: not scored:", exc)
+    computed = computed_map_agreement(results, truth)
+    if len(computed):
+        print("\nmaps computed from raw acquisitions vs planted (acquisition grid):")
+        print(computed.round(3).to_string(index=False))
     maps = biopsy_map_correlations(results, truth, "egfr_amplification")
     if len(maps):
         print(

@@ -17,7 +17,11 @@ from radiogenomics.intake.discover import DISCOVER
 from radiogenomics.intake.session import intake_session
 from radiogenomics.physiology.compute import compute_session_maps
 
-DEMO = {"size": "small", "raw_acquisitions": {"discovery_fraction": 0.25}}
+# Baselines too (not only follow-ups), so the generated subject's session 01 is a raw one.
+DEMO = {
+    "size": "small",
+    "raw_acquisitions": {"discovery_fraction": 0.25, "discovery_sessions": "all"},
+}
 
 
 def test_raw_demo_session_intake_and_adc_match_planted_truth(tmp_path):
@@ -29,9 +33,15 @@ def test_raw_demo_session_intake_and_adc_match_planted_truth(tmp_path):
     raw_rows = plan[(plan.cohort == "demo_a") & plan.raw_acquisitions]
     assert 0 < len(raw_rows) < (plan.cohort == "demo_a").sum()  # a few sessions, not all
     default = plan_demo({"size": "small"}, cfg["seed"])
-    # By default every validation session ships raw series and no discovery session does.
+    # By default every validation session ships raw series, and of the discovery sessions only
+    # follow-ups (half of them), so the baselines that train the models keep their maps.
     assert default[default.cohort == "demo_b"].raw_acquisitions.all()
-    assert not default[default.cohort == "demo_a"].raw_acquisitions.any()
+    discovery = default[default.cohort == "demo_a"]
+    assert not discovery[discovery.session == "01"].raw_acquisitions.any()
+    assert discovery[discovery.session == "02"].raw_acquisitions.sum() == 1  # of 2 follow-ups
+    full = plan_demo(None, cfg["seed"])
+    follow_ups = full[(full.cohort == "demo_a") & (full.session == "02")]
+    assert follow_ups.raw_acquisitions.sum() == round(len(follow_ups) / 2)  # 7 of 14
     # Every other planted value is the same whichever sessions ship raw series.
     off = plan_demo({"size": "small", "raw_acquisitions": {"enabled": False}}, cfg["seed"])
     pd.testing.assert_frame_equal(
@@ -65,3 +75,21 @@ def test_raw_demo_session_intake_and_adc_match_planted_truth(tmp_path):
     inside &= adc != 0
     err = float(np.median(adc[inside]) / np.median(planted[inside]) - 1)
     assert abs(err) < 0.03, err  # measured +0.07 % (A001)
+
+
+def test_map_agreement_scores_correlation_and_lesion_median_error():
+    from radiogenomics.demo.score import map_agreement
+
+    rng = np.random.default_rng(0)
+    planted = rng.uniform(0.5, 3.0, (20, 20, 10)).astype(np.float32)
+    brain = np.ones(planted.shape, bool)
+    lesion = np.zeros(planted.shape, bool)
+    lesion[5:10, 5:10, 3:6] = True
+    same = map_agreement(planted, planted, brain, lesion)
+    assert same["r_brain"] > 1 - 1e-9 and same["lesion_median_error"] == 0.0
+    scaled = planted.copy()
+    scaled[lesion] *= 1.1
+    scaled[0, 0, 0] = np.nan  # unfitted voxels are left out, not counted
+    out = map_agreement(scaled, planted, brain, lesion)
+    assert abs(out["lesion_median_error"] - 0.1) < 1e-6
+    assert out["n_brain"] == brain.sum() - 1 and 0.9 < out["r_brain"] < 1.0

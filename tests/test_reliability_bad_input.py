@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from helpers import reliability as rh
 
+from radiogenomics.demo.score import computed_map_agreement
 from radiogenomics.io import read_json
 
 slow = pytest.mark.slow  # the workflow-run tests; the table test below is fast
@@ -122,6 +123,21 @@ def test_nan_map_gives_nan_features_with_reason_not_a_failure(runs):
         work / "results" / "cohort" / "features.tsv", sep="\t", dtype={"subject": str}
     )
     assert ((merged.cohort == "bad_nifti") & (merged.subject == "N01")).sum() == 1
+
+
+@slow
+def test_maps_computed_from_the_clean_dicom_subject_match_its_planted_maps(runs):
+    # B001 ships raw DICOM DSC and DWI: the workflow's maps vs the maps they were simulated from.
+    _, work, _, _ = runs
+    table = computed_map_agreement(work / "results", work / "sources" / "truth")
+    b001 = table[table.subject == "B001"].set_index("map")
+    assert set(b001.index) == {"rcbv", "adc"}, table.to_dict("records")
+    assert (b001.status == "ok").all(), b001.to_dict("records")
+    print(b001[["r_brain", "lesion_median_error"]].round(4).to_dict("index"))
+    assert b001.loc["rcbv", "r_brain"] >= 0.95
+    assert abs(b001.loc["rcbv", "lesion_median_error"]) <= 0.10
+    assert b001.loc["adc", "r_brain"] >= 0.99
+    assert abs(b001.loc["adc", "lesion_median_error"]) <= 0.03
 
 
 @slow

@@ -344,6 +344,11 @@ def generate_session(row: dict, anat, cfg: dict, seed: int, root: Path) -> dict:
         )  # fmt: skip
         _write_raw(cohort, subject, session, acqs, root, seed)
         shape, affine = raw.acquisition_grid(anat)
+        # Voxels simulated as pure arterial blood: the planted maps hold no vessels.
+        save_nifti_fast(
+            nifti(acqs["dsc"]["artery_mask"].astype(np.uint8), affine),
+            td / "maps" / "dsc_artery_mask.nii.gz",
+        )
         write_json(
             {
                 "grid": {"shape": list(shape), "affine": affine.tolist()},
@@ -358,7 +363,8 @@ def generate_session(row: dict, anat, cfg: dict, seed: int, root: Path) -> dict:
                 },  # fmt: skip
                 "convention": "planted maps (maps/*.nii.gz, truth grid) as each acquisition "
                 "sees them: radiogenomics.demo.raw.sample_on_grid(map, truth affine, grid shape, "
-                "grid affine, motion_matrix)",
+                "grid affine, motion_matrix); dsc_artery_mask.nii.gz (acquisition grid): the "
+                "voxels simulated as pure arterial blood",
             },
             td / "maps" / "acquisitions.json",
         )
@@ -496,9 +502,10 @@ scanner).
   `SUBJECT/SESSION/NN_slug/IM0001.dcm`, series `AX T1 PRE`, `AX T1 POST GAD`, `AX T2 FSE`,
   `AX T2 FLAIR`, `ADC MAP`, `rCBV MAP`; uint16 pixels with RescaleSlope/Intercept; dcm2niix
   rebuilds the truth grid exactly. Headers contain fake PHI. A session with
-  `raw_acquisitions` in planted.tsv (by default every demo_b session; demo_a ones as BIDS
-  `perf/`/`dwi/`) ships `AX PERFUSION` (4-D DSC) and `AX DIFFUSION` (b 0/500/1000) instead of the
-  maps; its planted maps and acquisition grid are in `truth/.../maps/`.
+  `raw_acquisitions` in planted.tsv (by default every demo_b session; demo_a ones, by default
+  half of the follow-ups, as BIDS `perf/*_dsc` and `dwi/*_dwi` with .bval/.bvec) ships
+  `AX PERFUSION` (4-D DSC) and `AX DIFFUSION` (b 0/500/1000) instead of the maps; its planted
+  maps, acquisition grid and simulated arteries (`dsc_artery_mask`) are in `truth/.../maps/`.
 - `labels/{{cohort}}.tsv`: {", ".join(LABEL_COLUMNS)};
   blank = not tested (see `labels_blank` in planted.tsv); `progression` blank with one session.
 

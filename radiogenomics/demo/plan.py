@@ -261,6 +261,34 @@ def _survival(rng: np.random.Generator, row: dict) -> dict:
     }
 
 
+def _raw_sessions(
+    raw_cfg: dict, role: str, second: np.ndarray, seed: int, cohort: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which subjects' session 01 and session 02 ship raw DSC/DWI series instead of maps.
+
+    Validation: `validation_fraction` of the subjects, every session. Discovery: with
+    `discovery_sessions: follow_up`, `discovery_fraction` of the subjects with a follow-up have
+    that follow-up raw (their baseline, which trains the models, keeps its maps); with `all`,
+    that fraction of all subjects, every session. A generator of its own, so every other planted
+    value is the same whichever sessions ship raw series.
+    """
+    n = len(second)
+    rng = np.random.default_rng(subject_seed(seed, "demo-raw", cohort))
+    none = np.zeros(n, dtype=bool)
+    if not raw_cfg["enabled"]:
+        return none, none
+    if role != "discovery":
+        raw = _balanced(rng, n, float(raw_cfg["validation_fraction"]))
+        return raw, raw
+    fraction = float(raw_cfg["discovery_fraction"])
+    if raw_cfg["discovery_sessions"] == "all":
+        raw = _balanced(rng, n, fraction)
+        return raw, raw
+    later = none.copy()
+    later[np.flatnonzero(second)] = _balanced(rng, int(second.sum()), fraction)
+    return none, later
+
+
 def _cohort_plan(cohort: str, n: int, cfg: dict, seed: int) -> list[dict]:
     """Rows (one per subject/session) for one cohort."""
     role, site, scanner, prefix = COHORTS[cohort]
@@ -273,12 +301,7 @@ def _cohort_plan(cohort: str, n: int, cfg: dict, seed: int) -> list[dict]:
     progression = np.full(n, np.nan)
     progression[second_idx] = _balanced(crng, len(second_idx), 0.5).astype(float)
     missing_rng = np.random.default_rng(subject_seed(seed, "demo-missing", cohort))
-    # Sessions that ship raw DSC/DWI series instead of maps: every validation subject, a fraction
-    # of discovery subjects. A generator of its own, so every other planted value is unchanged.
-    raw_rng = np.random.default_rng(subject_seed(seed, "demo-raw", cohort))
-    raw_fraction = float(cfg["raw_acquisitions"]["discovery_fraction"] if role == "discovery"
-                         else cfg["raw_acquisitions"]["validation_fraction"])  # fmt: skip
-    raw = _balanced(raw_rng, n, raw_fraction) & bool(cfg["raw_acquisitions"]["enabled"])
+    raw_first, raw_second = _raw_sessions(cfg["raw_acquisitions"], role, second, seed, cohort)
     rows: list[dict] = []
     for i in range(n):
         subject = f"{prefix}{i + 1:03d}"
@@ -303,7 +326,7 @@ def _cohort_plan(cohort: str, n: int, cfg: dict, seed: int) -> list[dict]:
         row["anat_shift_x"], row["anat_shift_y"], row["anat_shift_z"] = rng.normal(0, 4, 3)
         row["progression"] = progression[i]
         row["n_sessions"] = 2 if second[i] else 1
-        row["raw_acquisitions"] = bool(raw[i])
+        row["raw_acquisitions"] = bool(raw_first[i])
         # Labels that a real clinic would not have tested (blank in the labels table only).
         row["label_missing"] = ",".join(
             m
@@ -311,7 +334,7 @@ def _cohort_plan(cohort: str, n: int, cfg: dict, seed: int) -> list[dict]:
             if missing_rng.random() < float(cfg["missing_label_fraction"])
         )
         if second[i]:
-            later = _second_session(rng, row)
+            later = _second_session(rng, row) | {"raw_acquisitions": bool(raw_second[i])}
             # PFS follows the habitat change (the review's spatiotemporal finding): growth of the
             # hypervascular-cellular habitat shortens it (hazard x e^(10*delta), Weibull shape 1.5).
             scale = 300 / np.log(2) ** (1 / 1.5)

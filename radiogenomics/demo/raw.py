@@ -37,10 +37,11 @@ ARTERY_RADIUS_MM = 2.6
 EPI_GAIN = 1000.0
 # Planted T1 leakage of enhancing tumour (1/s) per unit of planted enhancement gain.
 K2_PER_ENHANCEMENT = 0.06
-# Site protocols: demo_a 3T (TE 30 ms), demo_b 1.5T (TE 45 ms, longer echo for the same dR2*).
+# Site protocols: demo_a 3 T (TE 30 ms), demo_b 1.5 T (TE 45 ms: the longer echo offsets the
+# weaker susceptibility effect at the lower field).
 DSC_PROTOCOLS = {
-    "demo_a": DscProtocol(n_timepoints=45, tr=1.5, te=0.030),
-    "demo_b": DscProtocol(n_timepoints=45, tr=1.5, te=0.045),
+    "demo_a": DscProtocol(n_timepoints=45, tr=1.5, te=0.030, b0_t=3.0),
+    "demo_b": DscProtocol(n_timepoints=45, tr=1.5, te=0.045, b0_t=1.5),
 }
 DWI_PROTOCOL = DwiProtocol(bvals=(0.0, 500.0, 1000.0), directions=3)
 DSC_SIDECAR = {"FlipAngle": 60, "ContrastBolusIngredient": "GADOLINIUM"}
@@ -149,12 +150,19 @@ def render_raw(
     out["dsc"] = {
         "series": dsc["series"],
         "affine": affine,
-        "sidecar": {"RepetitionTime": protocol.tr, "EchoTime": protocol.te, **DSC_SIDECAR},
+        "sidecar": {
+            "RepetitionTime": protocol.tr,
+            "EchoTime": protocol.te,
+            "MagneticFieldStrength": protocol.b0_t,
+            **DSC_SIDECAR,
+        },
         "artery_voxels": int(artery.sum()),
+        "artery_mask": artery,
         "protocol": {
             "n_timepoints": protocol.n_timepoints,
             "tr_s": protocol.tr,
             "te_s": protocol.te,
+            "b0_t": protocol.b0_t,
             "noise": protocol.noise,
             "max_rotation_deg": protocol.max_rotation_deg,
             "max_translation_mm": protocol.max_translation_mm,
