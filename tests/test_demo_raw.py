@@ -13,6 +13,7 @@ from snakemake.utils import validate
 from radiogenomics.demo import raw as demoraw
 from radiogenomics.demo.generate import generate_subject
 from radiogenomics.demo.plan import plan_demo
+from radiogenomics.demo.score import map_agreement
 from radiogenomics.intake.discover import DISCOVER
 from radiogenomics.intake.session import intake_session
 from radiogenomics.physiology.compute import compute_session_maps
@@ -78,8 +79,6 @@ def test_raw_demo_session_intake_and_adc_match_planted_truth(tmp_path):
 
 
 def test_map_agreement_scores_correlation_and_lesion_median_error():
-    from radiogenomics.demo.score import map_agreement
-
     rng = np.random.default_rng(0)
     planted = rng.uniform(0.5, 3.0, (20, 20, 10)).astype(np.float32)
     brain = np.ones(planted.shape, bool)

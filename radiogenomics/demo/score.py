@@ -2,7 +2,8 @@
 
 Used by the end-to-end test and by `benchmarks/score_demo.py`: brain-mask and tumour Dice,
 co-registration displacement against the planted motion, habitat fractions against the
-planted ones, and the mismatch sign against the planted sign.
+planted ones, maps computed from raw acquisitions against the planted maps, and the virtual
+biopsy's probability maps against the planted EGFR field.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from radiogenomics.demo.raw import sample_on_grid
 from radiogenomics.demo.tumour import HYPERVASCULAR, HYPOVASCULAR
 from radiogenomics.paths import entities_from_path, failure_marker, prep_paths, subject_dir
 
@@ -178,8 +180,6 @@ RELATIVE_TO_WM = ("rcbv",)  # planted as a ratio to normal white matter (= 1)
 
 def _as_acquired(path: Path, truth_affine: np.ndarray, spec: dict, kind: str, labels: bool):
     """A truth-grid image as acquisition `kind` saw it (labels: nearest, no PSF)."""
-    from radiogenomics.demo.raw import sample_on_grid
-
     data = np.asarray(nib.load(path).dataobj, np.float32)
     grid = spec["grid"]
     return sample_on_grid(
