@@ -13,7 +13,7 @@ from snakemake.utils import validate
 from radiogenomics.demo import raw as demoraw
 from radiogenomics.demo.generate import generate_subject
 from radiogenomics.demo.plan import plan_demo
-from radiogenomics.demo.score import map_agreement
+from radiogenomics.demo.score import map_agreement, score_computed_map
 from radiogenomics.intake.discover import DISCOVER
 from radiogenomics.intake.session import intake_session
 from radiogenomics.physiology.compute import compute_session_maps
@@ -92,3 +92,21 @@ def test_map_agreement_scores_correlation_and_lesion_median_error():
     out = map_agreement(scaled, planted, brain, lesion)
     assert abs(out["lesion_median_error"] - 0.1) < 1e-6
     assert out["n_brain"] == brain.sum() - 1 and 0.9 < out["r_brain"] < 1.0
+
+
+def test_score_computed_map_references_relative_maps_to_planted_white_matter():
+    rng = np.random.default_rng(1)
+    planted = rng.uniform(0.5, 3.0, (20, 20, 10))
+    planted[:10] = 1.0  # pure white matter: the planted reference of rCBV
+    lesion = np.zeros(planted.shape, bool)
+    lesion[12:16, 5:10, 3:6] = True
+    planted[lesion] = 2.5
+    truth = {"planted": planted, "brain": np.ones(planted.shape, bool), "lesion": lesion}
+    # A map on another reference (x 3.2, as CBV over a head median would be) scores as rCBV ...
+    relative = score_computed_map(3.2 * planted, truth, "rcbv")
+    assert abs(relative["wm_reference"] - 3.2) < 1e-9
+    assert abs(relative["lesion_median_error"]) < 1e-9 and relative["r_brain"] > 1 - 1e-9
+    # ... while an absolute map (ADC) keeps its scale, so a scale error is a median error.
+    absolute = score_computed_map(1.05 * planted, truth, "adc")
+    assert absolute["wm_reference"] == 1.0
+    assert abs(absolute["lesion_median_error"] - 0.05) < 1e-9

@@ -202,43 +202,57 @@ def map_agreement(computed: np.ndarray, planted: np.ndarray, brain: np.ndarray, 
             "n_lesion": int(lesion.sum())}  # fmt: skip
 
 
+def acquisition_truth(truth_dir: Path, name: str, kind: str) -> dict[str, np.ndarray]:
+    """Planted map `name`, brain and lesion masks of one session as acquisition `kind` saw them
+    (PSF, grid, planted pose; the convention in `acquisitions.json`), on its grid.
+
+    The brain leaves out the simulated arteries (pure blood, which the planted maps do not hold),
+    spread by a voxel as motion correction reslices them."""
+    spec = json.loads((truth_dir / "maps" / "acquisitions.json").read_text())
+    truth_affine = nib.load(truth_dir / "brain_mask.nii.gz").affine
+    planted = _as_acquired(truth_dir / "maps" / f"{name}.nii.gz", truth_affine, spec, kind, False)
+    brain = _as_acquired(truth_dir / "brain_mask.nii.gz", truth_affine, spec, kind, False) > 0.5
+    lesion = _as_acquired(truth_dir / "tumor_labels.nii.gz", truth_affine, spec, kind, True) > 0
+    artery_path = truth_dir / "maps" / f"{kind}_artery_mask.nii.gz"
+    if artery_path.is_file():
+        brain &= ~ndimage.binary_dilation(np.asarray(nib.load(artery_path).dataobj) > 0)
+    return {"planted": planted, "brain": brain, "lesion": lesion}
+
+
+def score_computed_map(computed: np.ndarray, truth: dict[str, np.ndarray], name: str) -> dict:
+    """`map_agreement` of a computed map with `acquisition_truth`; maps planted relative to white
+    matter (rCBV) are first scaled by their median in the planted pure WM, the planted reference.
+
+    maps/rcbv is referenced to the head median (prep/ re-references it to the pipeline's NAWM):
+    the planted maps' own reference keeps that choice out of the lesion median error."""
+    planted, brain, lesion = truth["planted"], truth["brain"], truth["lesion"]
+    computed = np.asarray(computed, np.float64)
+    scale = 1.0
+    if name in RELATIVE_TO_WM:
+        wm = brain & ~lesion & (np.abs(planted - 1.0) < 0.05) & np.isfinite(computed)
+        scale = float(np.median(computed[wm]))
+    return {"wm_reference": scale} | map_agreement(computed / scale, planted, brain, lesion)
+
+
 def computed_map_agreement(results: Path, truth_root: Path) -> pd.DataFrame:
     """Maps the workflow computed from raw demo acquisitions vs the planted maps, per session.
 
-    The planted map is sampled as the acquisition saw it (PSF, grid, planted pose; the convention
-    in `acquisitions.json`), then compared on the acquisition grid: voxelwise Pearson r inside the
-    brain outside the simulated arteries (which the planted maps do not hold), and the lesion-wide
-    median's relative error (computed / planted - 1) in the tumour, relative maps referenced to
-    the planted pure white matter as the planted ones are.
+    Compared on the acquisition grid (`acquisition_truth`): voxelwise Pearson r inside the brain
+    outside the simulated arteries, and the lesion-wide median's relative error (computed /
+    planted - 1) in the tumour (`score_computed_map`).
     """
     rows = []
     for spec_path in sorted(truth_root.glob("*/sub-*/ses-*/maps/acquisitions.json")):
         td = spec_path.parent.parent
         cohort, subject, session = entities_from_path(td / "x")
         sd = subject_dir(cohort, subject, session, root=results)
-        spec = json.loads(spec_path.read_text())
-        truth_affine = nib.load(td / "brain_mask.nii.gz").affine
         for name, kind in COMPUTED_MAP_SOURCES.items():
             ids = {"cohort": cohort, "subject": subject, "session": session, "map": name}
             computed_path = sd / "maps" / f"{name}.nii.gz"
             if not computed_path.is_file():
                 rows.append(ids | {"status": "missing"})
                 continue
-            planted = _as_acquired(td / "maps" / f"{name}.nii.gz", truth_affine, spec, kind, False)
-            brain = _as_acquired(td / "brain_mask.nii.gz", truth_affine, spec, kind, False) > 0.5
-            lesion = _as_acquired(td / "tumor_labels.nii.gz", truth_affine, spec, kind, True) > 0
-            artery_path = td / "maps" / f"{kind}_artery_mask.nii.gz"
-            if artery_path.is_file():
-                # Simulated pure blood, spread by a voxel when motion correction reslices it.
-                artery = np.asarray(nib.load(artery_path).dataobj) > 0
-                brain &= ~ndimage.binary_dilation(artery)
             computed = np.asarray(nib.load(computed_path).dataobj, np.float32)
-            scale = 1.0
-            if name in RELATIVE_TO_WM:
-                # maps/rcbv is referenced to the head median (prep/ re-references it to the
-                # pipeline's NAWM); score it on the planted maps' own reference, pure WM.
-                wm = brain & ~lesion & (np.abs(planted - 1.0) < 0.05) & np.isfinite(computed)
-                scale = float(np.median(computed[wm]))
-            agreement = map_agreement(computed / scale, planted, brain, lesion)
-            rows.append(ids | {"status": "ok", "wm_reference": scale} | agreement)
+            agreement = score_computed_map(computed, acquisition_truth(td, name, kind), name)
+            rows.append(ids | {"status": "ok"} | agreement)
     return pd.DataFrame(rows)
