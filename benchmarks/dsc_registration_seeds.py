@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from radiogenomics.demo.score import acquisition_truth, score_computed_map  # noqa: E402
+from radiogenomics.paths import subject_dir  # noqa: E402
 from radiogenomics.physiology.session import dsc_session  # noqa: E402
 
 EXTRA_SEEDS = (11, 22, 33, 44, 55, 66, 77, 88)
@@ -34,13 +35,9 @@ EXTRA_SEEDS = (11, 22, 33, 44, 55, 66, 77, 88)
 
 def session_rows(run: Path, key: str, n_extra: int) -> list[dict]:
     """Scores of one session's rCBV under its workflow seed and `n_extra` other seeds."""
-    cohort, subject, session = key.split("/")
-    sd = run / "results" / cohort / f"sub-{subject}" / f"ses-{session}"
-    truth = acquisition_truth(
-        run / "resources" / "demo" / "truth" / cohort / f"sub-{subject}" / f"ses-{session}",
-        "rcbv",
-        "dsc",
-    )
+    ids = key.split("/")
+    sd = subject_dir(*ids, root=run / "results")
+    truth = acquisition_truth(subject_dir(*ids, root=run / "resources/demo/truth"), "rcbv", "dsc")
     acq = json.loads((sd / "anat" / "manifest.json").read_text())["acquisitions"]["dsc"]
     files = [sd / "anat" / f for f in acq["files"]]
     workflow_seed = json.loads((sd / "maps" / "cbv.json").read_text())["motion"]["seed"]
